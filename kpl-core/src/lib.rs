@@ -1,0 +1,1 @@
+//! The sans-IO producer core (in progress).

@@ -1,0 +1,1 @@
+//! A simulated, deterministic Kinesis for tests (not yet implemented).

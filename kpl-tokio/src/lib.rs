@@ -1,0 +1,1 @@
+//! The async producer on tokio and aws-sdk-kinesis (not yet implemented).

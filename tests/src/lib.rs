@@ -1,0 +1,1 @@
+//! Workspace-level tests that cross crates; the tests live in `tests/tests/`.
