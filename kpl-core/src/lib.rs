@@ -1,1 +1,26 @@
-//! The sans-IO producer core (in progress).
+//! The sans-IO Kinesis producer: everything the KPL decides, with no I/O.
+//!
+//! [`Producer`] takes user records and turns them into `ListShards` and `PutRecords` requests (as plain
+//! values), takes the responses back, and reports one result per record. It never reads a clock (every call
+//! takes `now`), never draws randomness of its own (jitter comes from a seed given at construction), never
+//! spawns and never touches the network: same inputs, same outputs. `kpl-tokio` drives it on a runtime;
+//! `kpl-mock-backend` and the simulation tests drive it on virtual time.
+#![forbid(unsafe_code)]
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod config;
+mod event;
+mod ids;
+mod record;
+mod request;
+
+pub use config::{AggregationPolicy, ConfigError, ProducerConfig, ProducerConfigBuilder, ShardMapWait};
+pub use event::Event;
+pub use ids::{RecordId, RequestId, ShardId, StreamTarget};
+pub use record::{
+    Attempt, AttemptError, PutError, RecordError, RecordFailure, RecordOutcome, RecordReceipt, UserRecord,
+};
+pub use request::{
+    ListShardsOutput, ListShardsRequest, PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry, Request,
+    RequestError, RequestErrorKind, Response, ShardDescription, Transmit,
+};

@@ -1,0 +1,32 @@
+//! Events the producer reports through `Producer::poll_event`.
+
+use crate::ids::{ShardId, StreamTarget};
+use crate::record::RecordOutcome;
+
+/// Something the application (or the adapter) should learn about.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A record completed, successfully or not. Exactly once per accepted record.
+    RecordCompleted(RecordOutcome),
+    /// A stream's shard map was fetched.
+    ShardMapUpdated {
+        /// The stream.
+        stream: StreamTarget,
+        /// Number of open shards.
+        open_shards: usize,
+    },
+    /// A shard throttled us; the limiter now sends to it at this share of the configured rate.
+    ShardThrottled {
+        /// The stream.
+        stream: StreamTarget,
+        /// The shard.
+        shard_id: ShardId,
+        /// Share of the configured rate now allowed, in (0, 1].
+        rate_factor: f64,
+    },
+    /// Outstanding records and bytes fell back under the limits after a `PutError::Backpressure`.
+    CapacityAvailable,
+    /// After `close`, the last outstanding record completed.
+    Drained,
+}

@@ -1,0 +1,79 @@
+//! Identifiers: of records, requests, streams and shards.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Identifies one accepted user record. Never reused within a producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordId(pub u64);
+
+/// Identifies one request handed to the adapter. Never reused within a producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// The stream a record goes to: by name, or by ARN (which also names the account and region).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StreamTarget {
+    /// A stream name, e.g. `orders`.
+    Name(Arc<str>),
+    /// A stream ARN, e.g. `arn:aws:kinesis:us-east-1:123456789012:stream/orders`.
+    Arn(Arc<str>),
+}
+
+impl StreamTarget {
+    /// A target by stream name.
+    pub fn name(name: &str) -> Self {
+        Self::Name(Arc::from(name))
+    }
+
+    /// A target by stream ARN.
+    pub fn arn(arn: &str) -> Self {
+        Self::Arn(Arc::from(arn))
+    }
+
+    /// The stream's name: the name itself, or the part of the ARN after `stream/`.
+    pub fn stream_name(&self) -> &str {
+        match self {
+            Self::Name(name) => name,
+            Self::Arn(arn) => arn.rsplit_once("stream/").map_or(arn, |(_, name)| name),
+        }
+    }
+}
+
+impl fmt::Display for StreamTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Name(name) => f.write_str(name),
+            Self::Arn(arn) => f.write_str(arn),
+        }
+    }
+}
+
+/// A shard id as Kinesis writes it, e.g. `shardId-000000000003`. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShardId(Arc<str>);
+
+impl ShardId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for ShardId {
+    fn from(id: &str) -> Self {
+        Self(Arc::from(id))
+    }
+}
+
+impl From<String> for ShardId {
+    fn from(id: String) -> Self {
+        Self(Arc::from(id))
+    }
+}
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -1,0 +1,150 @@
+//! Requests the core asks the adapter to send, and the responses the adapter hands back. Plain values: the
+//! core never sees an SDK type; the adapter maps both ways (see `RequestErrorKind` for the classes).
+
+use bytes::Bytes;
+
+use crate::ids::{RequestId, ShardId, StreamTarget};
+
+/// A request to send, with the id its response must be handed back under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Transmit {
+    /// Correlates the response: pass it to `Producer::handle_response`.
+    pub id: RequestId,
+    /// What to send.
+    pub request: Request,
+}
+
+/// A Kinesis API call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Request {
+    /// `ListShards`, one page.
+    ListShards(ListShardsRequest),
+    /// `PutRecords`.
+    PutRecords(PutRecordsRequest),
+}
+
+/// One page of `ListShards`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListShardsRequest {
+    /// The stream being listed. On a follow-up page (`next_token` set) Kinesis rejects the stream name or
+    /// ARN alongside the token: send only the token; the stream is here for routing and logging.
+    pub stream: StreamTarget,
+    /// Continuation token of a follow-up page.
+    pub next_token: Option<String>,
+    /// `MaxResults`.
+    pub max_results: u32,
+    /// On the first page, ask only for open shards (`ShardFilter { Type: AT_LATEST }`).
+    pub only_open_shards: bool,
+}
+
+/// `PutRecords`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutRecordsRequest {
+    /// The stream written to.
+    pub stream: StreamTarget,
+    /// The entries, at most `collection_max_count`, within `collection_max_size`.
+    pub entries: Vec<PutRecordsEntry>,
+}
+
+/// One entry of a `PutRecords` request: one Kinesis record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutRecordsEntry {
+    /// `PartitionKey`.
+    pub partition_key: String,
+    /// `ExplicitHashKey`, decimal. The producer always sets it, as the KPL does.
+    pub explicit_hash_key: Option<String>,
+    /// `Data`: one user record's data, or an aggregate of several.
+    pub data: Bytes,
+}
+
+/// What came back for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Response {
+    /// The outcome of a `ListShards` page.
+    ListShards(Result<ListShardsOutput, RequestError>),
+    /// The outcome of `PutRecords`: one result per entry, in request order.
+    PutRecords(Result<Vec<PutRecordsResultEntry>, RequestError>),
+}
+
+/// A page of `ListShards`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListShardsOutput {
+    /// The shards of this page.
+    pub shards: Vec<ShardDescription>,
+    /// Set when there are more pages.
+    pub next_token: Option<String>,
+}
+
+/// One shard as `ListShards` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardDescription {
+    /// `ShardId`.
+    pub shard_id: ShardId,
+    /// `HashKeyRange.StartingHashKey`.
+    pub starting_hash_key: u128,
+    /// `HashKeyRange.EndingHashKey` (inclusive).
+    pub ending_hash_key: u128,
+    /// False when the shard has an `EndingSequenceNumber` (closed by a split or merge). Some servers ignore
+    /// the open-shard filter, so the producer checks this itself.
+    pub is_open: bool,
+}
+
+/// The result of one `PutRecords` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutRecordsResultEntry {
+    /// Written.
+    Success {
+        /// The shard that took it.
+        shard_id: ShardId,
+        /// Its sequence number there.
+        sequence_number: String,
+    },
+    /// Not written.
+    Failure {
+        /// `ErrorCode`, e.g. `ProvisionedThroughputExceededException` or `InternalFailure`.
+        error_code: String,
+        /// `ErrorMessage`.
+        error_message: String,
+    },
+}
+
+/// A whole request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind:?} error{}: {message}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+pub struct RequestError {
+    /// How the producer reacts to it.
+    pub kind: RequestErrorKind,
+    /// The service's error code, where there is one (e.g. `AccessDeniedException`).
+    pub code: Option<String>,
+    /// A human-readable description.
+    pub message: String,
+}
+
+/// Classes of whole-request errors, each with its own reaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RequestErrorKind {
+    /// Throttled (`ProvisionedThroughputExceededException`, `LimitExceededException`, KMS throttling, 429):
+    /// retried with backoff, and the limiter slows down.
+    Throttling,
+    /// Transient (5xx, connection failures): retried with backoff.
+    Transient,
+    /// No response in time. Ambiguous: the request may have been written, so its records are retried and
+    /// may be duplicated; their results say so.
+    Timeout,
+    /// The stream does not exist (`ResourceNotFoundException`): the shard map is refreshed and the
+    /// records fail at once.
+    StreamNotFound,
+    /// Will not succeed by retrying (validation, access denied, KMS key errors): the records fail at once.
+    Fatal,
+}
+
+impl RequestError {
+    /// A request error of the given kind.
+    pub fn new(kind: RequestErrorKind, code: Option<&str>, message: impl Into<String>) -> Self {
+        Self { kind, code: code.map(str::to_owned), message: message.into() }
+    }
+}
