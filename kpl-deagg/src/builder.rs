@@ -151,9 +151,9 @@ impl AggregateBuilder {
 
     fn partition_key_slot(&self, partition_key: &str) -> KeySlot {
         let hash = self.hasher.hash_one(partition_key);
-        let found = self.partition_key_lookup.find(hash, |&i| {
-            self.partition_keys[i as usize].as_str() == partition_key
-        });
+        let found = self
+            .partition_key_lookup
+            .find(hash, |&i| self.partition_keys[i as usize].as_str() == partition_key);
         match found {
             Some(&i) => KeySlot { index: u64::from(i), is_new: false, hash },
             None => KeySlot { index: self.partition_keys.len() as u64, is_new: true, hash },
@@ -162,9 +162,7 @@ impl AggregateBuilder {
 
     fn explicit_hash_key_slot(&self, key: u128) -> KeySlot {
         let hash = self.hasher.hash_one(key);
-        let found = self
-            .explicit_hash_key_lookup
-            .find(hash, |&i| self.explicit_hash_keys[i as usize] == key);
+        let found = self.explicit_hash_key_lookup.find(hash, |&i| self.explicit_hash_keys[i as usize] == key);
         match found {
             Some(&i) => KeySlot { index: u64::from(i), is_new: false, hash },
             None => KeySlot { index: self.explicit_hash_keys.len() as u64, is_new: true, hash },
@@ -231,9 +229,8 @@ impl AggregateBuilder {
             self.partition_keys.push(partition_key.to_owned());
             let keys = &self.partition_keys;
             let hasher = &self.hasher;
-            self.partition_key_lookup.insert_unique(pk.hash, index, |&i| {
-                hasher.hash_one(keys[i as usize].as_str())
-            });
+            self.partition_key_lookup
+                .insert_unique(pk.hash, index, |&i| hasher.hash_one(keys[i as usize].as_str()));
         }
         let explicit_hash_key_index = ehk.map(|(key, slot)| {
             if slot.is_new {

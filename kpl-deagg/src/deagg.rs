@@ -70,6 +70,15 @@ pub enum DeaggError {
     /// The protobuf does not parse (strict mode).
     #[error("aggregated record protobuf is invalid: {0}")]
     Protobuf(#[from] prost::DecodeError),
+    /// The protobuf parses but a sub-record lacks a field the proto2 schema marks `required` (strict mode).
+    /// The KCL's parser rejects such a message, so in KCL-compatible mode the record is delivered unchanged.
+    #[error("sub-record {record} lacks the required field {field}")]
+    MissingRequiredField {
+        /// Position of the sub-record.
+        record: usize,
+        /// Name of the missing field.
+        field: &'static str,
+    },
     /// A sub-record points past the end of the partition key table.
     #[error("sub-record {record}: partition key index {index} is out of a table of {table_len}")]
     PartitionKeyIndexOutOfRange {
@@ -169,7 +178,10 @@ fn parse(data: &Bytes) -> Parsed {
         return Parsed::Malformed(DeaggError::ChecksumMismatch);
     }
     match AggregatedRecord::decode(protobuf) {
-        Ok(aggregate) => Parsed::Aggregated(aggregate),
+        Ok(aggregate) => match aggregate.missing_required_field() {
+            None => Parsed::Aggregated(aggregate),
+            Some((record, field)) => Parsed::Malformed(DeaggError::MissingRequiredField { record, field }),
+        },
         Err(error) => Parsed::Malformed(DeaggError::Protobuf(error)),
     }
 }
@@ -210,7 +222,11 @@ impl Deaggregator {
         batch
     }
 
-    fn unpack(&self, aggregate: AggregatedRecord, sequence_number: &str) -> Result<Vec<UserRecord>, DeaggError> {
+    fn unpack(
+        &self,
+        aggregate: AggregatedRecord,
+        sequence_number: &str,
+    ) -> Result<Vec<UserRecord>, DeaggError> {
         let sequence_number: Arc<str> = Arc::from(sequence_number);
         let partition_keys: Vec<Arc<str>> =
             aggregate.partition_key_table.into_iter().map(Arc::from).collect();
@@ -218,12 +234,14 @@ impl Deaggregator {
             aggregate.explicit_hash_key_table.into_iter().map(Arc::from).collect();
         let mut out = Vec::with_capacity(aggregate.records.len());
         for (position, record) in aggregate.records.into_iter().enumerate() {
-            let partition_key = usize::try_from(record.partition_key_index)
+            // `parse` has checked that the required fields are present.
+            let partition_key_index = record.partition_key_index.unwrap_or_default();
+            let partition_key = usize::try_from(partition_key_index)
                 .ok()
                 .and_then(|i| partition_keys.get(i))
                 .ok_or(DeaggError::PartitionKeyIndexOutOfRange {
                     record: position,
-                    index: record.partition_key_index,
+                    index: partition_key_index,
                     table_len: partition_keys.len(),
                 })?
                 .clone();
@@ -256,7 +274,7 @@ impl Deaggregator {
                 partition_key,
                 explicit_hash_key,
                 hash_key,
-                data: record.data,
+                data: record.data.unwrap_or_default(),
                 sequence_number: sequence_number.clone(),
                 sub_sequence_number: position as u64,
                 aggregated: true,
@@ -266,7 +284,11 @@ impl Deaggregator {
     }
 }
 
-fn effective_hash_key(partition_key: &str, explicit_hash_key: Option<&str>, record: usize) -> Result<u128, DeaggError> {
+fn effective_hash_key(
+    partition_key: &str,
+    explicit_hash_key: Option<&str>,
+    record: usize,
+) -> Result<u128, DeaggError> {
     match explicit_hash_key {
         Some(text) => parse_explicit_hash_key(text)
             .map_err(|source| DeaggError::InvalidExplicitHashKey { record, source }),

@@ -59,19 +59,13 @@ mod tests {
     #[test]
     fn partition_key_hash_is_big_endian_md5() {
         // md5("a") = 0cc175b9c0f1b6a831c399e269772661
-        assert_eq!(
-            partition_key_hash("a"),
-            0x0cc1_75b9_c0f1_b6a8_31c3_99e2_6977_2661_u128
-        );
+        assert_eq!(partition_key_hash("a"), 0x0cc1_75b9_c0f1_b6a8_31c3_99e2_6977_2661_u128);
     }
 
     #[test]
     fn explicit_hash_key_bounds() {
         assert_eq!(parse_explicit_hash_key("0"), Ok(0));
-        assert_eq!(
-            parse_explicit_hash_key("340282366920938463463374607431768211455"),
-            Ok(u128::MAX)
-        );
+        assert_eq!(parse_explicit_hash_key("340282366920938463463374607431768211455"), Ok(u128::MAX));
         assert_eq!(
             parse_explicit_hash_key("340282366920938463463374607431768211456"),
             Err(HashKeyError::OutOfRange)
@@ -82,17 +76,8 @@ mod tests {
         );
         assert_eq!(parse_explicit_hash_key(""), Err(HashKeyError::Empty));
         assert_eq!(parse_explicit_hash_key("01"), Err(HashKeyError::LeadingZero));
-        assert_eq!(
-            parse_explicit_hash_key("-1"),
-            Err(HashKeyError::NotADigit { offset: 0 })
-        );
-        assert_eq!(
-            parse_explicit_hash_key("12 "),
-            Err(HashKeyError::NotADigit { offset: 2 })
-        );
-        assert_eq!(
-            parse_explicit_hash_key("１"),
-            Err(HashKeyError::NotADigit { offset: 0 })
-        );
+        assert_eq!(parse_explicit_hash_key("-1"), Err(HashKeyError::NotADigit { offset: 0 }));
+        assert_eq!(parse_explicit_hash_key("12 "), Err(HashKeyError::NotADigit { offset: 2 }));
+        assert_eq!(parse_explicit_hash_key("１"), Err(HashKeyError::NotADigit { offset: 0 }));
     }
 }
