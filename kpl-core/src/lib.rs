@@ -11,12 +11,23 @@
 mod config;
 mod event;
 mod ids;
+mod limiter;
+mod map;
+mod oldest;
+mod pending;
+mod producer;
 mod record;
 mod request;
+mod rng;
+mod shard_map;
+mod stats;
+mod stream;
+mod time;
 
 pub use config::{AggregationPolicy, ConfigError, ProducerConfig, ProducerConfigBuilder, ShardMapWait};
 pub use event::Event;
 pub use ids::{RecordId, RequestId, ShardId, StreamTarget};
+pub use producer::Producer;
 pub use record::{
     Attempt, AttemptError, PutError, RecordError, RecordFailure, RecordOutcome, RecordReceipt, UserRecord,
 };
@@ -24,3 +35,12 @@ pub use request::{
     ListShardsOutput, ListShardsRequest, PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry, Request,
     RequestError, RequestErrorKind, Response, ShardDescription, Transmit,
 };
+pub use stats::ProducerStats;
+
+/// A fixed starting instant for unit tests. The core itself never reads the clock; tests need one `Instant`
+/// to add virtual time to.
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn test_epoch() -> std::time::Instant {
+    std::time::Instant::now()
+}

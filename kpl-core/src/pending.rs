@@ -1,0 +1,52 @@
+//! Records on their way: user records the producer holds, and the Kinesis records built from them.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::ids::RecordId;
+use crate::record::Attempt;
+
+/// A user record accepted and not yet completed.
+#[derive(Debug)]
+pub(crate) struct PendingRecord {
+    pub(crate) id: RecordId,
+    pub(crate) partition_key: String,
+    pub(crate) explicit_hash_key: Option<u128>,
+    /// The explicit hash key, else the MD5 of the partition key.
+    pub(crate) hash_key: u128,
+    pub(crate) data: Bytes,
+    /// When it must be on its way (buffering deadline of the current attempt); `None` is never.
+    pub(crate) deadline: Option<Instant>,
+    /// When its TTL passes; `None` is never.
+    pub(crate) expiration: Option<Instant>,
+    pub(crate) attempts: Vec<Attempt>,
+    pub(crate) maybe_duplicated: bool,
+}
+
+impl PendingRecord {
+    /// What it counts against the outstanding-bytes limit: data plus partition key, as Kinesis counts.
+    pub(crate) fn cost(&self) -> usize {
+        self.partition_key.len() + self.data.len()
+    }
+}
+
+/// One Kinesis record (a PutRecords entry) and the user records inside it.
+#[derive(Debug)]
+pub(crate) struct KinesisRecordState {
+    /// Creation order within the producer; `flush` uses it to know what was buffered before it.
+    pub(crate) seq: u64,
+    pub(crate) entry: kpl_deagg::KinesisRecord,
+    pub(crate) users: Vec<PendingRecord>,
+    /// Slot of the shard it was predicted to, if any.
+    pub(crate) slot: Option<u32>,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) expiration: Option<Instant>,
+}
+
+impl KinesisRecordState {
+    /// Bytes it counts in a PutRecords request and against a shard's rate: partition key plus data.
+    pub(crate) fn wire_size(&self) -> usize {
+        self.entry.partition_key.len() + self.entry.data.len()
+    }
+}

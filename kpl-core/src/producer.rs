@@ -1,0 +1,991 @@
+//! The producer state machine.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use kpl_deagg::{AggregateLimits, parse_explicit_hash_key, partition_key_hash};
+
+use crate::config::{AggregationPolicy, ProducerConfig, ShardMapWait};
+use crate::event::Event;
+use crate::ids::{RecordId, RequestId, ShardId, StreamTarget};
+use crate::limiter::ShardLimiter;
+use crate::map::DetMap;
+use crate::oldest::OldestTracker;
+use crate::pending::{KinesisRecordState, PendingRecord};
+use crate::record::{
+    Attempt, AttemptError, PutError, RecordError, RecordFailure, RecordOutcome, RecordReceipt, UserRecord,
+};
+use crate::request::{
+    ListShardsOutput, ListShardsRequest, PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry, Request,
+    RequestError, RequestErrorKind, Response, Transmit,
+};
+use crate::rng::SeededRng;
+use crate::shard_map::covers_key_space;
+use crate::stats::ProducerStats;
+use crate::stream::{AggBuffer, AggKey, Fetch, LIST_SHARDS_MAX_BACKOFF, Stream};
+use crate::time::{deadline_after, earliest, has_passed};
+
+/// Bytes of one shard's records in a request that make the collector send at once: bursts to one shard
+/// get throttled, so no shard accumulates more (the KPL's rule).
+const SHARD_BYTES_FLUSH: usize = 256 * 1024;
+/// Most extra time an aggregate gets to be collected into a request (the KPL's `putrecords_buffer_duration`).
+const MAX_COLLECTION_WINDOW: Duration = Duration::from_millis(50);
+/// `MaxResults` of a `ListShards` page.
+const LIST_SHARDS_PAGE: u32 = 1000;
+/// Error code of the per-entry throttling result.
+const THROTTLED: &str = "ProvisionedThroughputExceededException";
+/// Longest stream name Kinesis accepts; ARNs may be longer.
+const MAX_STREAM_NAME: usize = 128;
+const MAX_STREAM_ARN: usize = 2048;
+
+/// Something the producer wakes up for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// An aggregation buffer's deadline.
+    Aggregate(u32, AggKey),
+    /// A shard's limiter has tokens for its queue's head.
+    Limiter(u32, u32),
+    /// The collector's deadline.
+    Collect(u32),
+    /// Retry a failed `ListShards`.
+    Fetch(u32),
+    /// Held records may have expired.
+    Held(u32),
+}
+
+/// A request the adapter holds.
+#[derive(Debug)]
+enum InFlight {
+    Put { stream: u32, records: Vec<KinesisRecordState>, started: Instant },
+    ListShards { stream: u32 },
+}
+
+/// The sans-IO producer.
+///
+/// # Call contract
+///
+/// Methods fall into four groups, as in quinn-proto:
+/// - **(A) getters** (`outstanding_records`, `stats`, ...) read state and change nothing;
+/// - **(B) inputs**: [`handle_response`](Self::handle_response), [`handle_timeout`](Self::handle_timeout);
+/// - **(C) commands**: [`put_record`](Self::put_record), [`flush`](Self::flush), [`close`](Self::close);
+/// - **(D) outputs**: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
+///   [`poll_timeout`](Self::poll_timeout).
+///
+/// After any (B) or (C) call, drain (D) in this order: `poll_transmit` until `None`, `poll_event` until
+/// `None`, then read `poll_timeout` and call `handle_timeout` once that instant is reached. Calls may be
+/// batched (many `put_record`s, then one drain).
+///
+/// `now` must never go backwards; an earlier `now` is treated as the latest one seen. The producer never
+/// reads a clock itself, and all randomness (retry jitter) comes from the seed given to [`new`](Self::new):
+/// the same calls with the same `now`s produce the same outputs.
+///
+/// Every [`Transmit`] must get exactly one `handle_response` with its id, in any order. The adapter applies
+/// `request_timeout` and reports a request that outlives it as [`RequestErrorKind::Timeout`] (the records
+/// are retried and may be duplicated). A response for an unknown id (late, duplicated, or never sent) is
+/// ignored and counted in [`ProducerStats::unknown_responses`]; a response of the wrong kind for its id is
+/// treated as a transient failure of that request.
+///
+/// `handle_timeout` with a `now` at or past `poll_timeout` always makes progress: afterwards
+/// `poll_timeout` is later, or `None`. Calling it early does nothing.
+///
+/// Every record `put_record` accepts completes exactly once, as an [`Event::RecordCompleted`].
+#[derive(Debug)]
+pub struct Producer {
+    config: ProducerConfig,
+    streams: Vec<Stream>,
+    stream_index: DetMap<StreamTarget, u32>,
+    timers: BTreeSet<(Instant, Timer)>,
+    /// Records waiting out a retry backoff, by due time and then order of failure.
+    retries: BTreeMap<(Instant, u64), (u32, PendingRecord)>,
+    /// Requests built and waiting for a free connection.
+    ready: VecDeque<(u32, Vec<KinesisRecordState>)>,
+    in_flight: BTreeMap<RequestId, InFlight>,
+    puts_in_flight: usize,
+    events: VecDeque<Event>,
+    rng: SeededRng,
+    next_record_id: u64,
+    next_request_id: u64,
+    next_seq: u64,
+    outstanding_bytes: usize,
+    oldest: OldestTracker,
+    backpressured: bool,
+    closed: bool,
+    drained: bool,
+    last_now: Option<Instant>,
+    stats: ProducerStats,
+}
+
+impl Producer {
+    /// A producer with this configuration, drawing retry jitter from `seed`.
+    pub fn new(config: ProducerConfig, seed: u64) -> Self {
+        Self {
+            config,
+            streams: Vec::new(),
+            stream_index: DetMap::default(),
+            timers: BTreeSet::new(),
+            retries: BTreeMap::new(),
+            ready: VecDeque::new(),
+            in_flight: BTreeMap::new(),
+            puts_in_flight: 0,
+            events: VecDeque::new(),
+            rng: SeededRng::new(seed),
+            next_record_id: 0,
+            next_request_id: 0,
+            next_seq: 0,
+            outstanding_bytes: 0,
+            oldest: OldestTracker::default(),
+            backpressured: false,
+            closed: false,
+            drained: false,
+            last_now: None,
+            stats: ProducerStats::default(),
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // (A) getters
+
+    /// The configuration.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.config
+    }
+
+    /// Records accepted and not yet completed.
+    pub fn outstanding_records(&self) -> usize {
+        self.oldest.len()
+    }
+
+    /// Bytes (data plus partition keys) of the outstanding records.
+    pub fn outstanding_bytes(&self) -> usize {
+        self.outstanding_bytes
+    }
+
+    /// When the oldest outstanding record was put.
+    pub fn oldest_record_put_at(&self) -> Option<Instant> {
+        self.oldest.oldest()
+    }
+
+    /// Requests handed out and not yet answered.
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Counters since the producer was created.
+    pub fn stats(&self) -> &ProducerStats {
+        &self.stats
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // (C) commands
+
+    /// Accepts a record, or refuses it with a typed error (nothing is buffered then, and no other record is
+    /// affected). An accepted record completes exactly once, as an [`Event::RecordCompleted`].
+    pub fn put_record(&mut self, now: Instant, record: UserRecord) -> Result<RecordId, PutError> {
+        let now = self.clock(now);
+        if self.closed {
+            return Err(PutError::Closed);
+        }
+        let explicit_hash_key = self.validate(&record)?;
+        let cost = record.partition_key.len() + record.data.len();
+        let outstanding_records = self.oldest.len();
+        // A record larger than the byte limit is still taken when nothing else is outstanding, or it
+        // could never be.
+        if outstanding_records as u64 >= self.config.max_outstanding_records()
+            || (outstanding_records > 0
+                && (self.outstanding_bytes + cost) as u64 > self.config.max_outstanding_bytes())
+        {
+            self.backpressured = true;
+            self.stats.backpressure_rejections += 1;
+            return Err(PutError::Backpressure {
+                outstanding_records,
+                outstanding_bytes: self.outstanding_bytes,
+            });
+        }
+        let stream = self.stream_for(record.stream);
+        let id = RecordId(self.next_record_id);
+        self.next_record_id += 1;
+        let expiration = deadline_after(now, self.config.record_ttl());
+        let hash_key = explicit_hash_key.unwrap_or_else(|| partition_key_hash(&record.partition_key));
+        let pending = PendingRecord {
+            id,
+            partition_key: record.partition_key,
+            explicit_hash_key,
+            hash_key,
+            data: record.data,
+            deadline: earliest(deadline_after(now, self.config.record_max_buffered_time()), expiration),
+            expiration,
+            attempts: Vec::new(),
+            maybe_duplicated: false,
+        };
+        self.outstanding_bytes += cost;
+        self.oldest.push(id, now);
+        self.stats.user_records_received += 1;
+        self.route(now, stream, pending);
+        Ok(id)
+    }
+
+    /// Sends everything buffered now, ignoring buffering deadlines but still within the rate limits and the
+    /// in-flight cap: of one stream, or of all with `None`. Records waiting out a retry backoff keep waiting.
+    pub fn flush(&mut self, now: Instant, stream: Option<&StreamTarget>) {
+        let now = self.clock(now);
+        let selected: Vec<u32> = match stream {
+            Some(target) => self.stream_index.get(target).copied().into_iter().collect(),
+            None => (0..self.streams.len() as u32).collect(),
+        };
+        for s in selected {
+            let mut keys: Vec<AggKey> = self.streams[s as usize].buffers.keys().copied().collect();
+            keys.sort_unstable();
+            for key in keys {
+                self.finish_buffer(now, s, key);
+            }
+            let stream = &mut self.streams[s as usize];
+            stream.flush_through = self.next_seq;
+            if !stream.collector.records.is_empty() {
+                self.send_collected(s);
+            }
+        }
+    }
+
+    /// Flushes everything and refuses new records; [`Event::Drained`] follows once the last outstanding
+    /// record completed.
+    pub fn close(&mut self, now: Instant) {
+        let now = self.clock(now);
+        self.closed = true;
+        self.flush(now, None);
+        self.check_drained();
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // (B) inputs
+
+    /// The response to a request from [`poll_transmit`](Self::poll_transmit).
+    pub fn handle_response(&mut self, now: Instant, id: RequestId, response: Response) {
+        let now = self.clock(now);
+        let Some(flight) = self.in_flight.remove(&id) else {
+            self.stats.unknown_responses += 1;
+            return;
+        };
+        match flight {
+            InFlight::Put { stream, records, started } => {
+                self.puts_in_flight -= 1;
+                let result = match response {
+                    Response::PutRecords(result) => result,
+                    Response::ListShards(_) => Err(mismatched_response()),
+                };
+                self.on_put_records(now, stream, records, started, result);
+            }
+            InFlight::ListShards { stream } => {
+                let result = match response {
+                    Response::ListShards(result) => result,
+                    Response::PutRecords(_) => Err(mismatched_response()),
+                };
+                self.on_list_shards(now, stream, result);
+            }
+        }
+    }
+
+    /// Time passed: fire whatever is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock(now);
+        while let Some(&(at, timer)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            self.fire(now, timer);
+        }
+        while let Some(entry) = self.retries.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (stream, record) = entry.remove();
+            if has_passed(record.expiration, now) {
+                self.fail_expired(stream, record);
+            } else {
+                self.route(now, stream, record);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // (D) outputs
+
+    /// The next request to send, if any: shard listings first, then PutRecords while fewer than
+    /// `max_connections` are in flight.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        let now = self.clock(now);
+        if let Some(transmit) = self.next_list_shards() {
+            return Some(transmit);
+        }
+        if self.puts_in_flight >= self.config.max_connections() {
+            return None;
+        }
+        let (stream, mut records) = self.ready.pop_front()?;
+        let id = self.next_request_id();
+        let entries = records
+            .iter_mut()
+            .map(|record| PutRecordsEntry {
+                partition_key: std::mem::take(&mut record.entry.partition_key),
+                explicit_hash_key: Some(record.entry.explicit_hash_key.to_string()),
+                data: std::mem::take(&mut record.entry.data),
+            })
+            .collect();
+        let target = self.streams[stream as usize].target.clone();
+        self.stats.put_records_requests += 1;
+        self.in_flight.insert(id, InFlight::Put { stream, records, started: now });
+        self.puts_in_flight += 1;
+        Some(Transmit { id, request: Request::PutRecords(PutRecordsRequest { stream: target, entries }) })
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` should next be called; `None` when nothing is waiting on time.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let timer = self.timers.first().map(|&(at, _)| at);
+        let retry = self.retries.first_key_value().map(|(&(at, _), _)| at);
+        earliest(timer, retry)
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Intake
+
+    fn clock(&mut self, now: Instant) -> Instant {
+        let now = self.last_now.map_or(now, |last| last.max(now));
+        self.last_now = Some(now);
+        now
+    }
+
+    fn validate(&self, record: &UserRecord) -> Result<Option<u128>, PutError> {
+        let (name, limit) = match &record.stream {
+            StreamTarget::Name(name) => (name, MAX_STREAM_NAME),
+            StreamTarget::Arn(arn) => (arn, MAX_STREAM_ARN),
+        };
+        if name.is_empty() || name.len() > limit {
+            return Err(PutError::InvalidStream(name.to_string()));
+        }
+        let key = &record.partition_key;
+        if key.is_empty() {
+            return Err(PutError::EmptyPartitionKey);
+        }
+        // A key of at most 256 bytes has at most 256 characters: count only when it could matter.
+        if key.len() > 256 {
+            let chars = key.chars().count();
+            if chars > 256 {
+                return Err(PutError::PartitionKeyTooLong { chars });
+            }
+        }
+        let explicit_hash_key =
+            record.explicit_hash_key.as_deref().map(parse_explicit_hash_key).transpose()?;
+        let size = key.len() + record.data.len();
+        let max = self.config.max_record_size() as usize;
+        if size > max {
+            return Err(PutError::RecordTooLarge { size, max });
+        }
+        Ok(explicit_hash_key)
+    }
+
+    fn stream_for(&mut self, target: StreamTarget) -> u32 {
+        if let Some(&index) = self.stream_index.get(&target) {
+            return index;
+        }
+        let index = self.streams.len() as u32;
+        self.stream_index.insert(target.clone(), index);
+        self.streams.push(Stream::new(target));
+        index
+    }
+
+    fn aggregate_limits(&self) -> AggregateLimits {
+        AggregateLimits {
+            max_size: self.config.aggregation_max_size() as usize,
+            max_count: usize::try_from(self.config.aggregation_max_count()).unwrap_or(usize::MAX),
+        }
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq - 1
+    }
+
+    fn next_request_id(&mut self) -> RequestId {
+        self.next_request_id += 1;
+        RequestId(self.next_request_id - 1)
+    }
+
+    /// Sends a record on its way: into an aggregation buffer, alone into a Kinesis record, or into the
+    /// hold for the shard map.
+    fn route(&mut self, now: Instant, s: u32, record: PendingRecord) {
+        let stream = &mut self.streams[s as usize];
+        let slot = stream.map.as_ref().and_then(|map| map.predict(record.hash_key));
+        let policy = self.config.aggregation();
+        if stream.map.is_none()
+            && policy == AggregationPolicy::PerShard
+            && self.config.shard_map_wait() == ShardMapWait::Hold
+        {
+            if let Some(expiration) = record.expiration {
+                self.timers.insert((expiration, Timer::Held(s)));
+            }
+            stream.held.push(record);
+            return;
+        }
+        match (policy, slot) {
+            (AggregationPolicy::PerShard, Some(slot)) => self.aggregate(now, s, AggKey::Shard(slot), record),
+            (AggregationPolicy::SameHashKey, _) => {
+                self.aggregate(now, s, AggKey::HashKey(record.hash_key), record)
+            }
+            _ => {
+                let mut alone = AggBuffer::default();
+                let limits = self.aggregate_limits();
+                // An empty buffer takes any record.
+                if alone.try_add(record, limits).is_ok() {
+                    let seq = self.next_seq();
+                    if let Some(kinesis_record) = alone.take(seq, slot) {
+                        self.enqueue(now, s, kinesis_record);
+                    }
+                }
+            }
+        }
+    }
+
+    fn aggregate(&mut self, now: Instant, s: u32, key: AggKey, record: PendingRecord) {
+        let limits = self.aggregate_limits();
+        let buffer = self.streams[s as usize].buffers.entry(key).or_default();
+        let before = buffer.deadline;
+        if let Err(record) = buffer.try_add(record, limits) {
+            // Full: send what it holds, start a new one with the record (an empty buffer takes anything).
+            self.finish_buffer(now, s, key);
+            self.aggregate(now, s, key, record);
+            return;
+        }
+        let buffer = &self.streams[s as usize].buffers[&key];
+        if buffer.len() as u64 >= limits.max_count as u64 || has_passed(buffer.deadline, now) {
+            self.finish_buffer(now, s, key);
+        } else if buffer.deadline != before
+            && let Some(deadline) = buffer.deadline
+        {
+            self.timers.insert((deadline, Timer::Aggregate(s, key)));
+        }
+    }
+
+    /// Turns an aggregation buffer into a Kinesis record and sends it on.
+    fn finish_buffer(&mut self, now: Instant, s: u32, key: AggKey) {
+        let Some(mut buffer) = self.streams[s as usize].buffers.remove(&key) else {
+            return;
+        };
+        let slot = match key {
+            AggKey::Shard(slot) => Some(slot),
+            AggKey::HashKey(hash_key) => {
+                self.streams[s as usize].map.as_ref().and_then(|map| map.predict(hash_key))
+            }
+        };
+        let seq = self.next_seq();
+        if let Some(record) = buffer.take(seq, slot) {
+            self.enqueue(now, s, record);
+        }
+    }
+
+    /// A Kinesis record goes to its shard's limiter, or straight to the collector when no shard is predicted.
+    fn enqueue(&mut self, now: Instant, s: u32, record: KinesisRecordState) {
+        match record.slot {
+            Some(slot) => {
+                self.streams[s as usize].shards[slot as usize].queue.push_back(record);
+                self.drain_shard(now, s, slot);
+            }
+            None => self.collect(now, s, record),
+        }
+    }
+
+    /// Lets a shard's queued Kinesis records through as fast as its limiter allows.
+    fn drain_shard(&mut self, now: Instant, s: u32, slot: u32) {
+        loop {
+            let shard = &mut self.streams[s as usize].shards[slot as usize];
+            let Some(head) = shard.queue.front() else {
+                shard.wake = None;
+                return;
+            };
+            if has_passed(head.expiration, now) {
+                if let Some(record) = shard.queue.pop_front() {
+                    self.expire(now, s, record);
+                }
+                continue;
+            }
+            match shard.limiter.try_take(now, head.wire_size()) {
+                Ok(()) => {
+                    if let Some(record) = shard.queue.pop_front() {
+                        self.collect(now, s, record);
+                    }
+                }
+                Err(at) => {
+                    if shard.wake != Some(at) {
+                        shard.wake = Some(at);
+                        self.timers.insert((at, Timer::Limiter(s, slot)));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A Kinesis record whose earliest TTL passed: its expired records fail, the others are re-routed.
+    fn expire(&mut self, now: Instant, s: u32, record: KinesisRecordState) {
+        for user in record.users {
+            if has_passed(user.expiration, now) {
+                self.fail_expired(s, user);
+            } else {
+                self.route(now, s, user);
+            }
+        }
+    }
+
+    /// Adds a Kinesis record to the next PutRecords request of its stream.
+    fn collect(&mut self, now: Instant, s: u32, mut record: KinesisRecordState) {
+        let max_count = self.config.collection_max_count() as usize;
+        let max_size = usize::try_from(self.config.collection_max_size()).unwrap_or(usize::MAX);
+        if self.config.aggregation() != AggregationPolicy::Off {
+            // Give an aggregate sent by its deadline a little time to share a request.
+            let window = MAX_COLLECTION_WINDOW.min(self.config.record_max_buffered_time().mul_f64(0.2));
+            let extended = deadline_after(now, window);
+            record.deadline = earliest(record.deadline.max(extended), record.expiration);
+        }
+        let stream = &mut self.streams[s as usize];
+        let collector = &stream.collector;
+        if !collector.records.is_empty()
+            && (collector.records.len() + 1 > max_count || collector.size + record.wire_size() > max_size)
+        {
+            self.send_collected(s);
+        }
+        let stream = &mut self.streams[s as usize];
+        let before = stream.collector.deadline;
+        let flushing = record.seq < stream.flush_through;
+        let shard_bytes = stream.collector.add(record);
+        let collector = &stream.collector;
+        if flushing
+            || collector.records.len() >= max_count
+            || collector.size >= max_size
+            || shard_bytes >= SHARD_BYTES_FLUSH
+            || has_passed(collector.deadline, now)
+        {
+            self.send_collected(s);
+        } else if collector.deadline != before
+            && let Some(deadline) = collector.deadline
+        {
+            self.timers.insert((deadline, Timer::Collect(s)));
+        }
+    }
+
+    fn send_collected(&mut self, s: u32) {
+        let records = self.streams[s as usize].collector.take();
+        if !records.is_empty() {
+            self.ready.push_back((s, records));
+        }
+    }
+
+    fn fire(&mut self, now: Instant, timer: Timer) {
+        match timer {
+            Timer::Aggregate(s, key) => {
+                let due =
+                    self.streams[s as usize].buffers.get(&key).is_some_and(|b| has_passed(b.deadline, now));
+                if due {
+                    self.finish_buffer(now, s, key);
+                }
+            }
+            Timer::Limiter(s, slot) => {
+                self.streams[s as usize].shards[slot as usize].wake = None;
+                self.drain_shard(now, s, slot);
+            }
+            Timer::Collect(s) => {
+                if has_passed(self.streams[s as usize].collector.deadline, now) {
+                    self.send_collected(s);
+                }
+            }
+            Timer::Fetch(s) => {
+                let stream = &mut self.streams[s as usize];
+                if matches!(stream.fetch, Fetch::Waiting { until } if until <= now) {
+                    stream.fetch = Fetch::Wanted { next_token: None, shards: Vec::new() };
+                }
+            }
+            Timer::Held(s) => {
+                let held = std::mem::take(&mut self.streams[s as usize].held);
+                let (expired, kept): (Vec<_>, Vec<_>) =
+                    held.into_iter().partition(|record| has_passed(record.expiration, now));
+                self.streams[s as usize].held = kept;
+                for record in expired {
+                    self.fail_expired(s, record);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Shard map
+
+    fn next_list_shards(&mut self) -> Option<Transmit> {
+        let s = self.streams.iter().position(|stream| matches!(stream.fetch, Fetch::Wanted { .. }))?;
+        let id = self.next_request_id();
+        let stream = &mut self.streams[s];
+        let Fetch::Wanted { next_token, shards } =
+            std::mem::replace(&mut stream.fetch, Fetch::InFlight { shards: Vec::new() })
+        else {
+            return None;
+        };
+        stream.fetch = Fetch::InFlight { shards };
+        self.in_flight.insert(id, InFlight::ListShards { stream: s as u32 });
+        self.stats.list_shards_requests += 1;
+        Some(Transmit {
+            id,
+            request: Request::ListShards(ListShardsRequest {
+                stream: stream.target.clone(),
+                only_open_shards: next_token.is_none(),
+                next_token,
+                max_results: LIST_SHARDS_PAGE,
+            }),
+        })
+    }
+
+    fn on_list_shards(&mut self, now: Instant, s: u32, result: Result<ListShardsOutput, RequestError>) {
+        let stream = &mut self.streams[s as usize];
+        let Fetch::InFlight { shards: mut listing, .. } = std::mem::replace(&mut stream.fetch, Fetch::Idle)
+        else {
+            return;
+        };
+        let complete = match result {
+            Ok(page) => {
+                listing.extend(page.shards);
+                match page.next_token {
+                    Some(token) => {
+                        stream.fetch = Fetch::Wanted { next_token: Some(token), shards: listing };
+                        return;
+                    }
+                    None => {
+                        covers_key_space(&listing.iter().filter(|shard| shard.is_open).collect::<Vec<_>>())
+                    }
+                }
+            }
+            Err(_) => false,
+        };
+        if !complete {
+            // Failed, or caught mid-reshard with gaps: list again after a backoff.
+            let until = now + stream.fetch_backoff;
+            stream.fetch = Fetch::Waiting { until };
+            stream.fetch_backoff = stream.fetch_backoff.mul_f64(1.5).min(LIST_SHARDS_MAX_BACKOFF);
+            self.timers.insert((until, Timer::Fetch(s)));
+            self.stats.list_shards_failures += 1;
+            return;
+        }
+        let (percent, records, bytes) = (
+            self.config.rate_limit(),
+            self.config.shard_max_records_per_second(),
+            self.config.shard_max_bytes_per_second(),
+        );
+        let open_shards = stream.install_map(now, listing, || ShardLimiter::new(percent, records, bytes));
+        self.events.push_back(Event::ShardMapUpdated { stream: stream.target.clone(), open_shards });
+        for record in std::mem::take(&mut stream.held) {
+            self.route(now, s, record);
+        }
+    }
+
+    /// Lists the shards again, unless a listing is already under way or the map is newer than the evidence
+    /// (a request that started before the last refresh says nothing about the current map).
+    fn invalidate_map(&mut self, s: u32, request_started: Instant) {
+        let stream = &mut self.streams[s as usize];
+        if matches!(stream.fetch, Fetch::Idle) && stream.map_updated_at.is_none_or(|at| request_started >= at)
+        {
+            stream.fetch = Fetch::Wanted { next_token: None, shards: Vec::new() };
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Results
+
+    fn on_put_records(
+        &mut self,
+        now: Instant,
+        s: u32,
+        records: Vec<KinesisRecordState>,
+        started: Instant,
+        result: Result<Vec<PutRecordsResultEntry>, RequestError>,
+    ) {
+        let mut retry = Retry::default();
+        match result {
+            Ok(entries) if entries.len() == records.len() => {
+                for (record, entry) in records.into_iter().zip(entries) {
+                    self.on_entry(now, s, record, started, entry, &mut retry);
+                }
+            }
+            Ok(entries) => {
+                let error = AttemptError {
+                    code: "Record Count Mismatch".into(),
+                    message: format!("{} results for {} entries", entries.len(), records.len()),
+                };
+                for record in records {
+                    retry.push(record, error.clone(), false);
+                }
+            }
+            Err(error) => {
+                self.stats.request_errors += 1;
+                let attempt_error = AttemptError {
+                    code: error.code.clone().unwrap_or_else(|| format!("{:?}", error.kind)),
+                    message: error.message.clone(),
+                };
+                match error.kind {
+                    RequestErrorKind::Throttling if self.config.fail_if_throttled() => {
+                        for record in records {
+                            self.fail_all(s, record, started, now, &attempt_error, || {
+                                RecordError::Throttled { message: error.message.clone() }
+                            });
+                        }
+                    }
+                    RequestErrorKind::Throttling
+                    | RequestErrorKind::Transient
+                    | RequestErrorKind::Timeout => {
+                        let ambiguous = error.kind == RequestErrorKind::Timeout;
+                        for record in records {
+                            if error.kind == RequestErrorKind::Throttling
+                                && let Some(slot) = record.slot
+                            {
+                                self.throttled(now, s, slot);
+                            }
+                            retry.push(record, attempt_error.clone(), ambiguous);
+                        }
+                    }
+                    RequestErrorKind::StreamNotFound | RequestErrorKind::Fatal => {
+                        if error.kind == RequestErrorKind::StreamNotFound {
+                            self.invalidate_map(s, started);
+                        }
+                        for record in records {
+                            self.fail_all(s, record, started, now, &attempt_error, || {
+                                RecordError::Rejected(error.clone())
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        self.schedule_retries(now, s, started, retry);
+    }
+
+    fn on_entry(
+        &mut self,
+        now: Instant,
+        s: u32,
+        record: KinesisRecordState,
+        started: Instant,
+        entry: PutRecordsResultEntry,
+        retry: &mut Retry,
+    ) {
+        match entry {
+            PutRecordsResultEntry::Success { shard_id, sequence_number } => {
+                if let Some(slot) = record.slot {
+                    self.streams[s as usize].shards[slot as usize].failures = 0;
+                } else {
+                    self.streams[s as usize].unpredicted_failures = 0;
+                }
+                let stream = &self.streams[s as usize];
+                let predicted = record.slot.map(|slot| &stream.shards[slot as usize].id);
+                if predicted.is_some_and(|predicted| *predicted != shard_id) {
+                    self.stats.wrong_shard += 1;
+                    self.invalidate_map(s, started);
+                    // Kinesis routed it by its first record's hash key. The KCL drops a whole aggregate if any
+                    // record in it is outside the shard, so succeed only if every one is inside; otherwise
+                    // retry them all (the written copy is dropped by KCL consumers).
+                    let stream = &self.streams[s as usize];
+                    let all_inside = record.users.len() == 1
+                        || stream.shard(&shard_id).is_some_and(|shard| {
+                            record.users.iter().all(|user| shard.contains(user.hash_key))
+                        });
+                    if !all_inside {
+                        let error = AttemptError {
+                            code: "Wrong Shard".into(),
+                            message: format!("written to {shard_id}, which does not hold all of its records"),
+                        };
+                        retry.push(record, error, true);
+                        return;
+                    }
+                }
+                self.succeed(s, record, started, now, shard_id, sequence_number);
+            }
+            PutRecordsResultEntry::Failure { error_code, error_message } => {
+                let throttled = error_code == THROTTLED;
+                if throttled {
+                    self.stats.throttled_entries += 1;
+                    if let Some(slot) = record.slot {
+                        self.throttled(now, s, slot);
+                    }
+                } else {
+                    self.stats.failed_entries += 1;
+                }
+                let error = AttemptError { code: error_code, message: error_message };
+                if throttled && self.config.fail_if_throttled() {
+                    let message = error.message.clone();
+                    self.fail_all(s, record, started, now, &error, || RecordError::Throttled {
+                        message: message.clone(),
+                    });
+                } else {
+                    retry.push(record, error, false);
+                }
+            }
+        }
+    }
+
+    fn throttled(&mut self, now: Instant, s: u32, slot: u32) {
+        let stream = &mut self.streams[s as usize];
+        let shard = &mut stream.shards[slot as usize];
+        if let Some(rate_factor) = shard.limiter.on_throttled(now) {
+            self.events.push_back(Event::ShardThrottled {
+                stream: stream.target.clone(),
+                shard_id: shard.id.clone(),
+                rate_factor,
+            });
+        }
+    }
+
+    /// Puts failed Kinesis records' user records into backoff: one delay per shard per response, with full
+    /// jitter, doubling with the shard's consecutive failures.
+    fn schedule_retries(&mut self, now: Instant, s: u32, started: Instant, retry: Retry) {
+        let mut delays: BTreeMap<Option<u32>, Duration> = BTreeMap::new();
+        for (record, error, ambiguous) in retry.records {
+            let delay = match delays.get(&record.slot) {
+                Some(&delay) => delay,
+                None => {
+                    let delay = self.backoff(s, record.slot);
+                    delays.insert(record.slot, delay);
+                    delay
+                }
+            };
+            let due = deadline_after(now, delay);
+            for mut user in record.users {
+                user.attempts.push(Attempt { started, ended: now, error: Some(error.clone()) });
+                user.maybe_duplicated |= ambiguous;
+                if has_passed(user.expiration, now) {
+                    self.fail_expired(s, user);
+                    continue;
+                }
+                self.stats.retries += 1;
+                let Some(due) = earliest(due, user.expiration) else {
+                    // Neither a due time nor an expiration fits in an `Instant`: retry right away.
+                    self.route(now, s, user);
+                    continue;
+                };
+                let half_buffer = self.config.record_max_buffered_time() / 2;
+                user.deadline = earliest(deadline_after(due, half_buffer), user.expiration);
+                let order = self.next_seq();
+                self.retries.insert((due, order), (s, user));
+            }
+        }
+    }
+
+    fn backoff(&mut self, s: u32, slot: Option<u32>) -> Duration {
+        let stream = &mut self.streams[s as usize];
+        let failures = match slot {
+            Some(slot) => &mut stream.shards[slot as usize].failures,
+            None => &mut stream.unpredicted_failures,
+        };
+        let exponent = (*failures).min(30);
+        *failures = failures.saturating_add(1);
+        let cap = self
+            .config
+            .retry_initial_backoff()
+            .saturating_mul(1u32 << exponent)
+            .min(self.config.retry_max_backoff());
+        let micros = u64::try_from(cap.as_micros()).unwrap_or(u64::MAX);
+        Duration::from_micros(self.rng.below_or_equal(micros))
+    }
+
+    fn succeed(
+        &mut self,
+        s: u32,
+        record: KinesisRecordState,
+        started: Instant,
+        now: Instant,
+        shard_id: ShardId,
+        sequence_number: String,
+    ) {
+        self.stats.kinesis_records_put += 1;
+        for mut user in record.users {
+            user.attempts.push(Attempt { started, ended: now, error: None });
+            self.stats.user_records_put += 1;
+            let cost = user.cost();
+            let receipt = RecordReceipt {
+                shard_id: shard_id.clone(),
+                sequence_number: sequence_number.clone(),
+                attempts: user.attempts,
+                maybe_duplicated: user.maybe_duplicated,
+            };
+            self.complete(s, user.id, cost, Ok(receipt));
+        }
+    }
+
+    fn fail_all(
+        &mut self,
+        s: u32,
+        record: KinesisRecordState,
+        started: Instant,
+        now: Instant,
+        error: &AttemptError,
+        reason: impl Fn() -> RecordError,
+    ) {
+        for mut user in record.users {
+            user.attempts.push(Attempt { started, ended: now, error: Some(error.clone()) });
+            self.fail(s, user, reason());
+        }
+    }
+
+    fn fail_expired(&mut self, s: u32, record: PendingRecord) {
+        self.stats.user_records_expired += 1;
+        let attempts = record.attempts.len();
+        self.fail(s, record, RecordError::Expired { attempts });
+    }
+
+    fn fail(&mut self, s: u32, record: PendingRecord, error: RecordError) {
+        self.stats.user_records_failed += 1;
+        let cost = record.cost();
+        let failure =
+            RecordFailure { error, attempts: record.attempts, maybe_duplicated: record.maybe_duplicated };
+        self.complete(s, record.id, cost, Err(failure));
+    }
+
+    fn complete(&mut self, s: u32, id: RecordId, cost: usize, result: Result<RecordReceipt, RecordFailure>) {
+        self.outstanding_bytes -= cost;
+        self.oldest.complete(id);
+        let stream = self.streams[s as usize].target.clone();
+        self.events.push_back(Event::RecordCompleted(RecordOutcome { id, stream, result }));
+        if self.backpressured
+            && (self.oldest.len() as u64) < self.config.max_outstanding_records()
+            && (self.outstanding_bytes as u64) < self.config.max_outstanding_bytes()
+        {
+            self.backpressured = false;
+            self.events.push_back(Event::CapacityAvailable);
+        }
+        self.check_drained();
+    }
+
+    fn check_drained(&mut self) {
+        if self.closed && !self.drained && self.oldest.len() == 0 {
+            self.drained = true;
+            self.events.push_back(Event::Drained);
+        }
+    }
+}
+
+fn mismatched_response() -> RequestError {
+    RequestError::new(RequestErrorKind::Transient, None, "response of the wrong kind for this request")
+}
+
+/// Kinesis records of one response to retry, with the error of this attempt and whether it was ambiguous.
+#[derive(Default)]
+struct Retry {
+    records: Vec<(KinesisRecordState, AttemptError, bool)>,
+}
+
+impl Retry {
+    fn push(&mut self, record: KinesisRecordState, error: AttemptError, ambiguous: bool) {
+        self.records.push((record, error, ambiguous));
+    }
+}
