@@ -229,6 +229,15 @@ impl Producer {
         Ok(id)
     }
 
+    /// Starts listing a stream's shards before its first record, so that the first records are already
+    /// aggregated per shard. Optional: `put_record` does the same for a stream it has not seen.
+    pub fn add_stream(&mut self, now: Instant, stream: StreamTarget) -> Result<(), PutError> {
+        self.clock(now);
+        validate_stream(&stream)?;
+        self.stream_for(stream);
+        Ok(())
+    }
+
     /// Sends everything buffered now, ignoring buffering deadlines but still within the rate limits and the
     /// in-flight cap: of one stream, or of all with `None`. Records waiting out a retry backoff keep waiting.
     pub fn flush(&mut self, now: Instant, stream: Option<&StreamTarget>) {
@@ -364,13 +373,7 @@ impl Producer {
     }
 
     fn validate(&self, record: &UserRecord) -> Result<Option<u128>, PutError> {
-        let (name, limit) = match &record.stream {
-            StreamTarget::Name(name) => (name, MAX_STREAM_NAME),
-            StreamTarget::Arn(arn) => (arn, MAX_STREAM_ARN),
-        };
-        if name.is_empty() || name.len() > limit {
-            return Err(PutError::InvalidStream(name.to_string()));
-        }
+        validate_stream(&record.stream)?;
         let key = &record.partition_key;
         if key.is_empty() {
             return Err(PutError::EmptyPartitionKey);
@@ -972,6 +975,17 @@ impl Producer {
             self.events.push_back(Event::Drained);
         }
     }
+}
+
+fn validate_stream(stream: &StreamTarget) -> Result<(), PutError> {
+    let (name, limit) = match stream {
+        StreamTarget::Name(name) => (name, MAX_STREAM_NAME),
+        StreamTarget::Arn(arn) => (arn, MAX_STREAM_ARN),
+    };
+    if name.is_empty() || name.len() > limit {
+        return Err(PutError::InvalidStream(name.to_string()));
+    }
+    Ok(())
 }
 
 fn mismatched_response() -> RequestError {

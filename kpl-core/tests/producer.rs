@@ -1,0 +1,337 @@
+//! The producer driven through its public API against a small in-test responder, on virtual time.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Harness, Reply, stream};
+use kpl_core::{
+    AggregationPolicy, Event, ProducerConfig, PutError, RecordError, Request, RequestError, RequestErrorKind,
+    ShardMapWait, UserRecord,
+};
+use kpl_deagg::partition_key_hash;
+
+fn config() -> kpl_core::ProducerConfigBuilder {
+    ProducerConfig::builder()
+}
+
+fn key(i: usize) -> String {
+    format!("{i:08}-0000-0000-0000-000000000000")
+}
+
+#[test]
+fn every_record_is_written_once_to_the_shard_its_key_hashes_to() {
+    let mut h = Harness::new(config().build().unwrap(), 4);
+    // Learn the shard map first, so that records are aggregated per shard.
+    h.start();
+    for i in 0..5000 {
+        h.put(&key(i), &[i as u8; 100]);
+    }
+    h.producer.flush(h.now, None);
+    h.run(Duration::from_secs(5), |_| Reply::Success);
+    assert_eq!(h.succeeded(), 5000);
+    for outcome in h.outcomes.values() {
+        let receipt = outcome.result.as_ref().unwrap();
+        let record = &h.put[&outcome.id];
+        let shard = h.shards.iter().find(|s| s.shard_id == receipt.shard_id).unwrap();
+        let hash = partition_key_hash(&record.partition_key);
+        assert!((shard.starting_hash_key..=shard.ending_hash_key).contains(&hash));
+        assert_eq!(receipt.attempts.len(), 1);
+        assert!(!receipt.maybe_duplicated);
+    }
+    let written: usize = h.written.values().map(Vec::len).sum();
+    assert_eq!(written, 5000, "each record written exactly once");
+    // 5000 × ~140 bytes aggregate into ~14 Kinesis records of ≤ 51200 bytes: a handful of requests.
+    let puts = h.requests.iter().filter(|r| matches!(r, Request::PutRecords(_))).count();
+    assert!(puts <= 8, "{puts} PutRecords requests");
+    assert_eq!(h.producer.outstanding_records(), 0);
+}
+
+#[test]
+fn requests_respect_every_size_and_count_limit() {
+    let config = config().aggregation_max_size(4096).collection_max_count(7).collection_max_size(60_000);
+    let mut h = Harness::new(config.build().unwrap(), 3);
+    h.start();
+    for i in 0..3000 {
+        h.put(&key(i), &vec![1u8; (i * 37) % 900]);
+    }
+    h.producer.close(h.now);
+    h.run(Duration::from_secs(60), |_| Reply::Success);
+    assert_eq!(h.succeeded(), 3000);
+    assert!(matches!(h.events.last(), Some(Event::Drained)));
+    for request in &h.requests {
+        if let Request::PutRecords(put) = request {
+            assert!(!put.entries.is_empty() && put.entries.len() <= 7);
+            let size: usize = put.entries.iter().map(|e| e.partition_key.len() + e.data.len()).sum();
+            assert!(size <= 60_000, "request of {size} bytes");
+            for entry in &put.entries {
+                assert!(entry.data.len() <= 4096 || entry.data[..4] != kpl_deagg::MAGIC);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_lone_record_waits_for_its_buffering_deadline_then_goes() {
+    let mut h =
+        Harness::new(config().record_max_buffered_time(Duration::from_millis(100)).build().unwrap(), 1);
+    h.start();
+    let start = h.now;
+    h.put("k", b"v");
+    assert!(h.producer.poll_transmit(h.now).is_none(), "nothing is sent before the deadline");
+    // The record's deadline, then the collection window of an aggregate (min(50 ms, 20 ms)).
+    assert_eq!(h.producer.poll_timeout(), Some(start + Duration::from_millis(100)));
+    h.run(Duration::from_secs(1), |_| Reply::Success);
+    let receipt = h.outcomes.values().next().unwrap().result.as_ref().unwrap();
+    assert_eq!(receipt.attempts[0].started, start + Duration::from_millis(120));
+}
+
+#[test]
+fn throttled_entries_are_retried_and_their_attempts_reported() {
+    let mut h = Harness::new(config().build().unwrap(), 1);
+    h.start();
+    let id = h.put("k", b"v");
+    h.producer.flush(h.now, None);
+    let mut first = true;
+    h.run(Duration::from_secs(10), |request| match request {
+        Request::PutRecords(_) if std::mem::take(&mut first) => {
+            Reply::Entries(vec![Some("ProvisionedThroughputExceededException")])
+        }
+        _ => Reply::Success,
+    });
+    let receipt = h.outcomes[&id].result.as_ref().unwrap();
+    assert_eq!(receipt.attempts.len(), 2);
+    let error = receipt.attempts[0].error.as_ref().unwrap();
+    assert_eq!(error.code, "ProvisionedThroughputExceededException");
+    assert!(receipt.attempts[1].error.is_none());
+    assert!(receipt.attempts[1].started >= receipt.attempts[0].ended);
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::ShardThrottled { rate_factor, .. } if *rate_factor == 0.5))
+    );
+    assert_eq!(h.producer.stats().throttled_entries, 1);
+}
+
+#[test]
+fn fail_if_throttled_fails_at_once() {
+    let mut h = Harness::new(config().fail_if_throttled(true).build().unwrap(), 1);
+    h.start();
+    let id = h.put("k", b"v");
+    h.producer.flush(h.now, None);
+    h.run(Duration::from_secs(10), |_| Reply::Entries(vec![Some("ProvisionedThroughputExceededException")]));
+    let failure = h.outcomes[&id].result.as_ref().unwrap_err();
+    assert!(matches!(failure.error, RecordError::Throttled { .. }));
+    assert_eq!(failure.attempts.len(), 1);
+}
+
+#[test]
+fn fatal_errors_fail_records_at_once_and_only_those() {
+    let mut h = Harness::new(config().build().unwrap(), 1);
+    h.start();
+    let doomed = h.put("k", b"v");
+    h.producer.flush(h.now, None);
+    let denied = RequestError::new(RequestErrorKind::Fatal, Some("AccessDeniedException"), "no");
+    h.run(Duration::ZERO, |_| Reply::Error(denied.clone()));
+    let failure = h.outcomes[&doomed].result.as_ref().unwrap_err();
+    assert_eq!(failure.error, RecordError::Rejected(denied));
+    assert_eq!(failure.attempts[0].error.as_ref().unwrap().code, "AccessDeniedException");
+    // Later records are unaffected.
+    let fine = h.put("k", b"w");
+    h.run(Duration::from_secs(1), |_| Reply::Success);
+    assert!(h.outcomes[&fine].result.is_ok());
+}
+
+#[test]
+fn records_expire_at_their_ttl_and_not_before() {
+    let ttl = Duration::from_secs(2);
+    let mut h = Harness::new(config().record_ttl(ttl).build().unwrap(), 1);
+    h.start();
+    let start = h.now;
+    let id = h.put("k", b"v");
+    let unavailable = RequestError::new(RequestErrorKind::Transient, Some("ServiceUnavailable"), "503");
+    h.run(Duration::from_secs(10), |_| Reply::Error(unavailable.clone()));
+    let failure = h.outcomes[&id].result.as_ref().unwrap_err();
+    assert!(matches!(failure.error, RecordError::Expired { attempts } if attempts >= 2));
+    let last = failure.attempts.last().unwrap();
+    assert!(last.ended <= start + ttl);
+    assert!(h.now >= start + ttl);
+    assert_eq!(h.producer.stats().user_records_expired, 1);
+}
+
+#[test]
+fn a_huge_ttl_never_expires() {
+    let mut h = Harness::new(config().record_ttl(Duration::MAX).build().unwrap(), 1);
+    h.start();
+    let id = h.put("k", b"v");
+    let mut failures = 20;
+    h.run(Duration::from_secs(3600), |_| {
+        if failures > 0 {
+            failures -= 1;
+            Reply::Error(RequestError::new(RequestErrorKind::Transient, None, "down"))
+        } else {
+            Reply::Success
+        }
+    });
+    let receipt = h.outcomes[&id].result.as_ref().unwrap();
+    assert_eq!(receipt.attempts.len(), 21);
+}
+
+#[test]
+fn timeouts_are_retried_and_flagged_as_possible_duplicates() {
+    let mut h = Harness::new(config().build().unwrap(), 1);
+    h.start();
+    let id = h.put("k", b"v");
+    h.producer.flush(h.now, None);
+    let mut first = true;
+    h.run(Duration::from_secs(10), |request| match request {
+        Request::PutRecords(_) if std::mem::take(&mut first) => {
+            Reply::Error(RequestError::new(RequestErrorKind::Timeout, None, "no response in 6 s"))
+        }
+        _ => Reply::Success,
+    });
+    let receipt = h.outcomes[&id].result.as_ref().unwrap();
+    assert!(receipt.maybe_duplicated);
+    assert_eq!(receipt.attempts.len(), 2);
+}
+
+#[test]
+fn wrong_shard_after_a_split_retries_the_whole_aggregate_and_refreshes_the_map() {
+    let mut h = Harness::new(config().build().unwrap(), 1);
+    h.start();
+    // The stream splits into two after the producer listed it; the responder routes by the new shards.
+    let mut split = common::even_shards(2);
+    for shard in &mut split {
+        shard.shard_id = format!("{}-child", shard.shard_id).as_str().into();
+    }
+    h.shards = split;
+    let ids: Vec<_> = (0..200).map(|i| h.put(&key(i), b"payload")).collect();
+    h.producer.flush(h.now, None);
+    h.run(Duration::from_secs(10), |_| Reply::Success);
+    assert_eq!(h.succeeded(), 200);
+    assert!(h.producer.stats().wrong_shard >= 1);
+    let listings = h.requests.iter().filter(|r| matches!(r, Request::ListShards(_))).count();
+    assert_eq!(listings, 2, "the map is listed again after the wrong-shard result");
+    for id in ids {
+        let receipt = h.outcomes[&id].result.as_ref().unwrap();
+        let hash = partition_key_hash(&h.put[&id].partition_key);
+        let shard = h.shards.iter().find(|s| s.shard_id == receipt.shard_id).unwrap();
+        assert!((shard.starting_hash_key..=shard.ending_hash_key).contains(&hash));
+        // The first aggregate landed whole on one child and was retried: those records say so.
+        if receipt.attempts.len() > 1 {
+            assert_eq!(receipt.attempts[0].error.as_ref().unwrap().code, "Wrong Shard");
+            assert!(receipt.maybe_duplicated);
+        }
+    }
+}
+
+#[test]
+fn backpressure_refuses_past_the_limit_and_signals_capacity() {
+    let mut h = Harness::new(config().max_outstanding_records(3).build().unwrap(), 1);
+    h.start();
+    for i in 0..3 {
+        h.put(&key(i), b"x");
+    }
+    let refused = h.producer.put_record(h.now, UserRecord::new(stream(), "k", &b"x"[..]));
+    assert_eq!(refused, Err(PutError::Backpressure { outstanding_records: 3, outstanding_bytes: 3 * 37 }));
+    h.run(Duration::from_secs(1), |_| Reply::Success);
+    assert_eq!(h.succeeded(), 3);
+    assert_eq!(h.events.iter().filter(|e| matches!(e, Event::CapacityAvailable)).count(), 1);
+    assert!(h.producer.put_record(h.now, UserRecord::new(stream(), "k", &b"x"[..])).is_ok());
+}
+
+#[test]
+fn invalid_records_get_typed_errors_and_buffer_nothing() {
+    let mut h = Harness::new(config().max_record_size(600).build().unwrap(), 1);
+    let cases = [
+        (UserRecord::new(stream(), "", &b"x"[..]), PutError::EmptyPartitionKey),
+        (UserRecord::new(stream(), "é".repeat(257), &b"x"[..]), PutError::PartitionKeyTooLong { chars: 257 }),
+        (UserRecord::new(stream(), "k", vec![0u8; 600]), PutError::RecordTooLarge { size: 601, max: 600 }),
+        (
+            UserRecord::new(stream(), "k", &b"x"[..]).with_explicit_hash_key("-1"),
+            PutError::InvalidExplicitHashKey(kpl_deagg::HashKeyError::NotADigit { offset: 0 }),
+        ),
+        (
+            UserRecord::new(kpl_core::StreamTarget::name(""), "k", &b"x"[..]),
+            PutError::InvalidStream(String::new()),
+        ),
+    ];
+    for (record, error) in cases {
+        assert_eq!(h.producer.put_record(h.now, record), Err(error));
+    }
+    // 256 two-byte characters is within the limit.
+    assert!(h.producer.put_record(h.now, UserRecord::new(stream(), "é".repeat(256), &b""[..])).is_ok());
+    assert_eq!(h.producer.outstanding_records(), 1);
+}
+
+#[test]
+fn close_drains_then_refuses() {
+    let mut h = Harness::new(config().build().unwrap(), 2);
+    for i in 0..10 {
+        h.put(&key(i), b"x");
+    }
+    h.producer.close(h.now);
+    assert_eq!(
+        h.producer.put_record(h.now, UserRecord::new(stream(), "k", &b"x"[..])),
+        Err(PutError::Closed)
+    );
+    h.run(Duration::from_secs(1), |_| Reply::Success);
+    assert_eq!(h.succeeded(), 10);
+    assert_eq!(h.events.iter().filter(|e| matches!(e, Event::Drained)).count(), 1);
+}
+
+#[test]
+fn until_the_map_is_known_records_go_unaggregated_or_are_held() {
+    for (wait, aggregated) in [(ShardMapWait::SendUnaggregated, false), (ShardMapWait::Hold, true)] {
+        let mut h = Harness::new(config().shard_map_wait(wait).build().unwrap(), 2);
+        for i in 0..50 {
+            h.put(&key(i), b"x");
+        }
+        h.producer.flush(h.now, None);
+        h.run(Duration::from_secs(1), |_| Reply::Success);
+        assert_eq!(h.succeeded(), 50);
+        let entries: usize =
+            h.requests.iter().map(|r| if let Request::PutRecords(p) = r { p.entries.len() } else { 0 }).sum();
+        assert_eq!(entries < 50, aggregated, "{wait:?}: {entries} entries");
+    }
+}
+
+#[test]
+fn same_hash_key_policy_needs_no_map() {
+    let mut h = Harness::new(config().aggregation(AggregationPolicy::SameHashKey).build().unwrap(), 4);
+    for i in 0..100 {
+        h.put(&key(i % 5), b"x");
+    }
+    h.producer.flush(h.now, None);
+    h.run(Duration::from_secs(1), |_| Reply::Success);
+    assert_eq!(h.succeeded(), 100);
+    let entries: usize =
+        h.requests.iter().map(|r| if let Request::PutRecords(p) = r { p.entries.len() } else { 0 }).sum();
+    assert_eq!(entries, 5, "one aggregate per partition key");
+}
+
+#[test]
+fn same_inputs_same_outputs() {
+    let trace = || {
+        let mut h = Harness::new(config().build().unwrap(), 3);
+        let mut n = 0u32;
+        for i in 0..500 {
+            h.put(&key(i), &[1; 50]);
+            if i % 100 == 0 {
+                h.run(Duration::from_millis(30), |_| {
+                    n += 1;
+                    if n % 3 == 0 {
+                        Reply::Error(RequestError::new(RequestErrorKind::Throttling, None, "slow down"))
+                    } else {
+                        Reply::Success
+                    }
+                });
+            }
+        }
+        h.producer.close(h.now);
+        h.run(Duration::from_secs(60), |_| Reply::Success);
+        format!("{:?}{:?}", h.requests, h.events)
+    };
+    assert_eq!(trace(), trace());
+}
