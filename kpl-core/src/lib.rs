@@ -13,6 +13,7 @@ mod event;
 mod ids;
 mod limiter;
 mod map;
+mod metrics;
 mod oldest;
 mod pending;
 mod producer;
@@ -27,6 +28,7 @@ mod time;
 pub use config::{AggregationPolicy, ConfigError, ProducerConfig, ProducerConfigBuilder, ShardMapWait};
 pub use event::Event;
 pub use ids::{RecordId, RequestId, ShardId, StreamTarget};
+pub use metrics::{MetricName, MetricSample, Stat};
 pub use producer::Producer;
 pub use record::{
     Attempt, AttemptError, PutError, RecordError, RecordFailure, RecordOutcome, RecordReceipt, UserRecord,

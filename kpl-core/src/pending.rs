@@ -16,6 +16,8 @@ pub(crate) struct PendingRecord {
     /// The explicit hash key, else the MD5 of the partition key.
     pub(crate) hash_key: u128,
     pub(crate) data: Bytes,
+    /// When `put_record` took it.
+    pub(crate) arrival: Instant,
     /// When it must be on its way (buffering deadline of the current attempt); `None` is never.
     pub(crate) deadline: Option<Instant>,
     /// When its TTL passes; `None` is never.

@@ -10,6 +10,7 @@ use crate::event::Event;
 use crate::ids::{RecordId, RequestId, ShardId, StreamTarget};
 use crate::limiter::ShardLimiter;
 use crate::map::DetMap;
+use crate::metrics::{self, Dimensions, MetricName, MetricSample, Metrics, Stat};
 use crate::oldest::OldestTracker;
 use crate::pending::{KinesisRecordState, PendingRecord};
 use crate::record::{
@@ -113,6 +114,7 @@ pub struct Producer {
     drained: bool,
     last_now: Option<Instant>,
     stats: ProducerStats,
+    metrics: Metrics,
 }
 
 impl Producer {
@@ -139,6 +141,7 @@ impl Producer {
             drained: false,
             last_now: None,
             stats: ProducerStats::default(),
+            metrics: Metrics::default(),
         }
     }
 
@@ -173,6 +176,36 @@ impl Producer {
     /// Counters since the producer was created.
     pub fn stats(&self) -> &ProducerStats {
         &self.stats
+    }
+
+    /// The KPL's metrics so far, cumulative, each at its finest granularity (shard where the KPL has one,
+    /// else stream). Sum samples for the stream and global views. `UserRecordsPending` is not here: sample
+    /// [`outstanding_records`](Self::outstanding_records).
+    pub fn metrics(&self) -> Vec<MetricSample> {
+        let mut samples = Vec::new();
+        for stream in &self.streams {
+            let count = stream.user_records_received;
+            if count > 0 {
+                samples.push(MetricSample {
+                    name: MetricName::UserRecordsReceived,
+                    stream: stream.target.clone(),
+                    shard_id: None,
+                    error_code: None,
+                    stat: Stat { count, sum: count as f64, min: 1.0, max: 1.0 },
+                });
+            }
+        }
+        for (name, dimensions, stat) in self.metrics.iter() {
+            let stream = &self.streams[dimensions.stream as usize];
+            samples.push(MetricSample {
+                name,
+                stream: stream.target.clone(),
+                shard_id: dimensions.slot.map(|slot| stream.shards[slot as usize].id.clone()),
+                error_code: dimensions.error_code.clone(),
+                stat: *stat,
+            });
+        }
+        samples
     }
 
     /// Whether `close` was called.
@@ -217,6 +250,7 @@ impl Producer {
             explicit_hash_key,
             hash_key,
             data: record.data,
+            arrival: now,
             deadline: earliest(deadline_after(now, self.config.record_max_buffered_time()), expiration),
             expiration,
             attempts: Vec::new(),
@@ -225,6 +259,7 @@ impl Producer {
         self.outstanding_bytes += cost;
         self.oldest.push(id, now);
         self.stats.user_records_received += 1;
+        self.streams[stream as usize].user_records_received += 1;
         self.route(now, stream, pending);
         Ok(id)
     }
@@ -334,16 +369,33 @@ impl Producer {
         if self.puts_in_flight >= self.config.max_connections() {
             return None;
         }
-        let (stream, mut records) = self.ready.pop_front()?;
+        let (stream, records) = self.ready.pop_front()?;
         let id = self.next_request_id();
-        let entries = records
-            .iter_mut()
-            .map(|record| PutRecordsEntry {
-                partition_key: std::mem::take(&mut record.entry.partition_key),
+        let mut user_records = 0;
+        let mut entries = Vec::with_capacity(records.len());
+        for record in &records {
+            entries.push(PutRecordsEntry {
+                partition_key: record.entry.partition_key.clone(),
                 explicit_hash_key: Some(record.entry.explicit_hash_key.to_string()),
-                data: std::mem::take(&mut record.entry.data),
-            })
-            .collect();
+                data: record.entry.data.clone(),
+            });
+            user_records += record.users.len();
+            let mut buffering = Stat::default();
+            for user in &record.users {
+                let since = user.attempts.last().map_or(user.arrival, |attempt| attempt.ended);
+                buffering.observe(millis(now.saturating_duration_since(since)));
+            }
+            let shard = dims(stream, record.slot, None);
+            self.metrics.merge(MetricName::BufferingTime, shard.clone(), &buffering);
+            self.metrics.observe(MetricName::UserRecordsPerKinesisRecord, shard, record.users.len() as f64);
+        }
+        let per_stream = dims(stream, None, None);
+        self.metrics.observe(
+            MetricName::KinesisRecordsPerPutRecordsRequest,
+            per_stream.clone(),
+            records.len() as f64,
+        );
+        self.metrics.observe(MetricName::UserRecordsPerPutRecordsRequest, per_stream, user_records as f64);
         let target = self.streams[stream as usize].target.clone();
         self.stats.put_records_requests += 1;
         self.in_flight.insert(id, InFlight::Put { stream, records, started: now });
@@ -715,6 +767,11 @@ impl Producer {
         started: Instant,
         result: Result<Vec<PutRecordsResultEntry>, RequestError>,
     ) {
+        self.metrics.observe(
+            MetricName::RequestTime,
+            dims(s, None, None),
+            millis(now.saturating_duration_since(started)),
+        );
         let mut retry = Retry::default();
         match result {
             Ok(entries) if entries.len() == records.len() => {
@@ -737,6 +794,8 @@ impl Producer {
                     code: error.code.clone().unwrap_or_else(|| format!("{:?}", error.kind)),
                     message: error.message.clone(),
                 };
+                self.metrics.observe(MetricName::AllErrors, dims(s, None, None), 1.0);
+                self.metrics.observe(MetricName::ErrorsByCode, dims(s, None, Some(&attempt_error.code)), 1.0);
                 match error.kind {
                     RequestErrorKind::Throttling if self.config.fail_if_throttled() => {
                         for record in records {
@@ -815,6 +874,10 @@ impl Producer {
                 self.succeed(s, record, started, now, shard_id, sequence_number);
             }
             PutRecordsResultEntry::Failure { error_code, error_message } => {
+                let shard = dims(s, record.slot, None);
+                self.metrics.observe(MetricName::KinesisRecordsPut, shard.clone(), 0.0);
+                self.metrics.observe(MetricName::AllErrors, shard, 1.0);
+                self.metrics.observe(MetricName::ErrorsByCode, dims(s, record.slot, Some(&error_code)), 1.0);
                 let throttled = error_code == THROTTLED;
                 if throttled {
                     self.stats.throttled_entries += 1;
@@ -911,9 +974,19 @@ impl Producer {
         sequence_number: String,
     ) {
         self.stats.kinesis_records_put += 1;
+        let shard = dims(s, self.streams[s as usize].slot_by_id.get(&shard_id).copied(), None);
+        self.metrics.observe(MetricName::KinesisRecordsPut, shard.clone(), 1.0);
+        self.metrics.observe(MetricName::KinesisRecordsDataPut, shard.clone(), record.wire_size() as f64);
+        self.metrics.observe(MetricName::AllErrors, shard.clone(), 0.0);
+        let mut batch = metrics::Batch::default();
+        // Shared by every user record of the aggregate.
+        let sequence_number: std::sync::Arc<str> = sequence_number.into();
         for mut user in record.users {
             user.attempts.push(Attempt { started, ended: now, error: None });
             self.stats.user_records_put += 1;
+            batch.user_records_put.observe(1.0);
+            batch.user_records_data_put.observe(user.data.len() as f64);
+            batch.retries_per_record.observe((user.attempts.len() - 1) as f64);
             let cost = user.cost();
             let receipt = RecordReceipt {
                 shard_id: shard_id.clone(),
@@ -923,6 +996,7 @@ impl Producer {
             };
             self.complete(s, user.id, cost, Ok(receipt));
         }
+        batch.merge_into(&mut self.metrics, &shard);
     }
 
     fn fail_all(
@@ -942,12 +1016,20 @@ impl Producer {
 
     fn fail_expired(&mut self, s: u32, record: PendingRecord) {
         self.stats.user_records_expired += 1;
+        self.metrics.observe(MetricName::UserRecordExpired, dims(s, None, None), 1.0);
         let attempts = record.attempts.len();
         self.fail(s, record, RecordError::Expired { attempts });
     }
 
     fn fail(&mut self, s: u32, record: PendingRecord, error: RecordError) {
         self.stats.user_records_failed += 1;
+        let stream = dims(s, None, None);
+        self.metrics.observe(MetricName::UserRecordsPut, stream.clone(), 0.0);
+        self.metrics.observe(
+            MetricName::RetriesPerRecord,
+            stream,
+            record.attempts.len().saturating_sub(1) as f64,
+        );
         let cost = record.cost();
         let failure =
             RecordFailure { error, attempts: record.attempts, maybe_duplicated: record.maybe_duplicated };
@@ -975,6 +1057,14 @@ impl Producer {
             self.events.push_back(Event::Drained);
         }
     }
+}
+
+fn dims(stream: u32, slot: Option<u32>, error_code: Option<&str>) -> Dimensions {
+    Dimensions { stream, slot, error_code: error_code.map(str::to_owned) }
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
 }
 
 fn validate_stream(stream: &StreamTarget) -> Result<(), PutError> {

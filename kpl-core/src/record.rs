@@ -1,5 +1,6 @@
 //! User records in, their results out.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -61,7 +62,7 @@ pub struct RecordReceipt {
     pub shard_id: ShardId,
     /// The sequence number of the Kinesis record that carries it (shared by all user records of one
     /// aggregate, as in the KPL).
-    pub sequence_number: String,
+    pub sequence_number: Arc<str>,
     /// Every attempt, the successful one last.
     pub attempts: Vec<Attempt>,
     /// An earlier attempt was ambiguous (timed out, or wrongly routed and written), so the record may be in

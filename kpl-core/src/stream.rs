@@ -170,6 +170,8 @@ pub(crate) struct Stream {
     pub(crate) flush_through: u64,
     /// Consecutive failures of records with no predicted shard, for their retry backoff.
     pub(crate) unpredicted_failures: u32,
+    /// Records accepted for the stream (`UserRecordsReceived`), counted here since it is per put.
+    pub(crate) user_records_received: u64,
 }
 
 impl Stream {
@@ -187,6 +189,7 @@ impl Stream {
             collector: Collector::default(),
             flush_through: 0,
             unpredicted_failures: 0,
+            user_records_received: 0,
         }
     }
 

@@ -335,3 +335,42 @@ fn same_inputs_same_outputs() {
     };
     assert_eq!(trace(), trace());
 }
+
+#[test]
+fn metrics_count_what_the_kpl_reports() {
+    use kpl_core::MetricName::*;
+    let mut h = Harness::new(config().build().unwrap(), 1);
+    h.start();
+    for i in 0..3 {
+        h.put(&key(i), &[0u8; 10]);
+    }
+    h.producer.flush(h.now, None);
+    let mut first = true;
+    h.run(Duration::from_secs(10), |request| match request {
+        Request::PutRecords(_) if std::mem::take(&mut first) => {
+            Reply::Entries(vec![Some("ProvisionedThroughputExceededException")])
+        }
+        _ => Reply::Success,
+    });
+    let samples = h.producer.metrics();
+    let stat = |name, code: Option<&str>| {
+        let matching: Vec<_> =
+            samples.iter().filter(|s| s.name == name && s.error_code.as_deref() == code).collect();
+        assert_eq!(matching.len(), 1, "{name:?}: {matching:?}");
+        (matching[0].stat.count, matching[0].stat.sum)
+    };
+    assert_eq!(stat(UserRecordsReceived, None), (3, 3.0));
+    assert_eq!(stat(KinesisRecordsPut, None), (2, 1.0));
+    assert_eq!(stat(AllErrors, None), (2, 1.0));
+    assert_eq!(stat(ErrorsByCode, Some("ProvisionedThroughputExceededException")), (1, 1.0));
+    assert_eq!(stat(UserRecordsPut, None), (3, 3.0));
+    assert_eq!(stat(UserRecordsDataPut, None), (3, 30.0));
+    assert_eq!(stat(RetriesPerRecord, None), (3, 3.0));
+    assert_eq!(stat(UserRecordsPerKinesisRecord, None), (2, 6.0));
+    assert_eq!(stat(KinesisRecordsPerPutRecordsRequest, None), (2, 2.0));
+    assert_eq!(stat(UserRecordsPerPutRecordsRequest, None), (2, 6.0));
+    assert_eq!(stat(RequestTime, None).0, 2);
+    assert_eq!(stat(BufferingTime, None).0, 6);
+    let shard_level = samples.iter().find(|s| s.name == UserRecordsPut).unwrap();
+    assert_eq!(shard_level.shard_id.as_ref().map(|id| id.as_str()), Some("shardId-000000000000"));
+}
