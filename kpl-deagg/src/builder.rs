@@ -6,7 +6,7 @@
 
 use std::hash::BuildHasher;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use hashbrown::HashTable;
 use md5::{Digest, Md5};
 
@@ -77,7 +77,7 @@ struct Entry {
 /// output buffer. A builder holding one record finishes to that record unwrapped, as the KPL does.
 #[derive(Debug, Default)]
 pub struct AggregateBuilder {
-    partition_keys: Vec<String>,
+    partition_keys: KeyArena,
     partition_key_lookup: HashTable<u32>,
     explicit_hash_keys: Vec<u128>,
     explicit_hash_key_lookup: HashTable<u32>,
@@ -85,6 +85,40 @@ pub struct AggregateBuilder {
     hasher: KeyHasher,
     /// Exact length of the protobuf `AggregatedRecord` holding everything added so far.
     protobuf_len: usize,
+}
+
+/// Partition keys stored end to end in one string: no allocation per key, and clearing keeps the capacity.
+#[derive(Debug, Default)]
+struct KeyArena {
+    text: String,
+    /// End offset in `text` of each key; a key starts where the previous one ends.
+    ends: Vec<usize>,
+}
+
+impl KeyArena {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The key at `index`, which must be below [`len`](Self::len) (indices come from the builder's tables).
+    fn get(&self, index: usize) -> &str {
+        let start = if index == 0 { 0 } else { self.ends[index - 1] };
+        &self.text[start..self.ends[index]]
+    }
+
+    fn push(&mut self, key: &str) {
+        self.text.push_str(key);
+        self.ends.push(self.text.len());
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|index| self.get(index))
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
 }
 
 /// Number of bytes of `value` as a protobuf varint.
@@ -103,7 +137,7 @@ fn decimal_len(value: u128) -> usize {
     value.checked_ilog10().map_or(1, |digits| digits as usize + 1)
 }
 
-fn put_varint(out: &mut BytesMut, mut value: u64) {
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.put_u8((value as u8) | 0x80);
         value >>= 7;
@@ -151,9 +185,8 @@ impl AggregateBuilder {
 
     fn partition_key_slot(&self, partition_key: &str) -> KeySlot {
         let hash = self.hasher.hash_one(partition_key);
-        let found = self
-            .partition_key_lookup
-            .find(hash, |&i| self.partition_keys[i as usize].as_str() == partition_key);
+        let found =
+            self.partition_key_lookup.find(hash, |&i| self.partition_keys.get(i as usize) == partition_key);
         match found {
             Some(&i) => KeySlot { index: u64::from(i), is_new: false, hash },
             None => KeySlot { index: self.partition_keys.len() as u64, is_new: true, hash },
@@ -226,11 +259,11 @@ impl AggregateBuilder {
         self.protobuf_len += added;
         if pk.is_new {
             let index = self.partition_keys.len() as u32;
-            self.partition_keys.push(partition_key.to_owned());
+            self.partition_keys.push(partition_key);
             let keys = &self.partition_keys;
             let hasher = &self.hasher;
             self.partition_key_lookup
-                .insert_unique(pk.hash, index, |&i| hasher.hash_one(keys[i as usize].as_str()));
+                .insert_unique(pk.hash, index, |&i| hasher.hash_one(keys.get(i as usize)));
         }
         let explicit_hash_key_index = ehk.map(|(key, slot)| {
             if slot.is_new {
@@ -261,9 +294,9 @@ impl AggregateBuilder {
     /// The aggregated form of what was added (magic + protobuf + MD5 of the protobuf), whatever the count.
     /// [`finish`](Self::finish) uses it for two or more records; tools that always wrap can call it directly.
     pub fn to_aggregated_bytes(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(self.aggregated_len());
+        let mut out = Vec::with_capacity(self.aggregated_len());
         out.put_slice(&MAGIC);
-        for key in &self.partition_keys {
+        for key in self.partition_keys.iter() {
             out.put_u8(TAG_PARTITION_KEY_TABLE);
             put_varint(&mut out, key.len() as u64);
             out.put_slice(key.as_bytes());
@@ -295,7 +328,7 @@ impl AggregateBuilder {
         let digest = Md5::digest(&out[MAGIC.len()..]);
         out.put_slice(&digest);
         debug_assert_eq!(out.len(), self.aggregated_len());
-        out.freeze()
+        Bytes::from(out)
     }
 
     /// Hash key of the first user record: its explicit hash key, else the MD5 of its partition key.
@@ -303,7 +336,7 @@ impl AggregateBuilder {
         let first = self.entries.first()?;
         Some(match first.explicit_hash_key_index {
             Some(i) => self.explicit_hash_keys[i as usize],
-            None => partition_key_hash(&self.partition_keys[first.partition_key_index as usize]),
+            None => partition_key_hash(self.partition_keys.get(first.partition_key_index as usize)),
         })
     }
 
@@ -314,7 +347,7 @@ impl AggregateBuilder {
         let record = if self.entries.len() == 1 {
             let entry = self.entries.swap_remove(0);
             KinesisRecord {
-                partition_key: self.partition_keys.swap_remove(entry.partition_key_index as usize),
+                partition_key: self.partition_keys.get(entry.partition_key_index as usize).to_owned(),
                 explicit_hash_key,
                 data: entry.data,
                 user_records: 1,
