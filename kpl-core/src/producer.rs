@@ -531,17 +531,20 @@ impl Producer {
 
     /// Turns an aggregation buffer into a Kinesis record and sends it on.
     fn finish_buffer(&mut self, now: Instant, s: u32, key: AggKey) {
-        let Some(mut buffer) = self.streams[s as usize].buffers.remove(&key) else {
-            return;
-        };
-        let slot = match key {
-            AggKey::Shard(slot) => Some(slot),
+        let seq = self.next_seq();
+        let stream = &mut self.streams[s as usize];
+        let record = match key {
+            // A shard's buffer is kept, empty, so its allocations serve the next aggregate.
+            AggKey::Shard(slot) => {
+                stream.buffers.get_mut(&key).and_then(|buffer| buffer.take(seq, Some(slot)))
+            }
+            // Hash keys are unbounded in number: their buffers go.
             AggKey::HashKey(hash_key) => {
-                self.streams[s as usize].map.as_ref().and_then(|map| map.predict(hash_key))
+                let slot = stream.map.as_ref().and_then(|map| map.predict(hash_key));
+                stream.buffers.remove(&key).and_then(|mut buffer| buffer.take(seq, slot))
             }
         };
-        let seq = self.next_seq();
-        if let Some(record) = buffer.take(seq, slot) {
+        if let Some(record) = record {
             self.enqueue(now, s, record);
         }
     }
