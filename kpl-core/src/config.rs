@@ -58,7 +58,7 @@ pub enum ConfigError {
 const MIB: u64 = 1024 * 1024;
 
 /// Declares the settings once: field, type, default, KPL name, range check and doc. Generates the
-/// config's getters and the builder's setters from that single list.
+/// config's getters, the builder's setters and the properties-file key mapping from that single list.
 macro_rules! settings {
     ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, $kpl:literal, $check:expr ; )*) => {
         /// Validated producer settings. Build with [`ProducerConfig::builder`].
@@ -85,6 +85,16 @@ macro_rules! settings {
 
         impl ProducerConfigBuilder {
             $( $(#[doc = $doc])* pub fn $field(mut self, value: $ty) -> Self { self.config.$field = value; self } )*
+
+            /// Sets the setting whose KPL key is `key` from its properties-file text; `Ok(false)` if no
+            /// setting has that key. Used by `ProducerConfig::from_properties`.
+            pub(crate) fn set_by_kpl_key(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+                match key {
+                    $( $kpl => self.config.$field = crate::properties::parse_value($kpl, value)?, )*
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            }
         }
     };
 }

@@ -17,6 +17,7 @@ mod metrics;
 mod oldest;
 mod pending;
 mod producer;
+mod properties;
 mod record;
 mod request;
 mod rng;
@@ -30,6 +31,7 @@ pub use event::Event;
 pub use ids::{RecordId, RequestId, ShardId, StreamTarget};
 pub use metrics::{MetricName, MetricSample, Stat};
 pub use producer::Producer;
+pub use properties::{LoadedProperties, NON_CORE_KPL_KEYS};
 pub use record::{
     Attempt, AttemptError, PutError, RecordError, RecordFailure, RecordOutcome, RecordReceipt, UserRecord,
 };
