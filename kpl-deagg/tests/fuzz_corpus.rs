@@ -47,6 +47,12 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let protobuf = &valid[MAGIC.len()..valid.len() - 16];
     vec![
         ("valid_aggregate", valid.clone()),
+        // Bare protobufs, for the check's framed form (magic and a correct MD5 added around the input).
+        ("protobuf_of_valid_aggregate", protobuf.to_vec()),
+        (
+            "protobuf_with_tag",
+            b"\x0a\x01k\x12\x017\x1a\x0f\x08\x00\x10\x00\x1a\x01x\x22\x06\x0a\x01t\x12\x01v".to_vec(),
+        ),
         ("valid_single_wrapped", single.to_aggregated_bytes().to_vec()),
         ("plain", b"just some user data".to_vec()),
         ("empty", Vec::new()),
@@ -98,7 +104,7 @@ fn every_corpus_file_passes_the_fuzz_check() {
     assert!(paths.len() >= seeds().len(), "corpus has only {} files", paths.len());
     for path in paths {
         let bytes = std::fs::read(&path).expect("read corpus file");
-        let outcome = std::panic::catch_unwind(|| deagg_check::check_deaggregate(&bytes));
+        let outcome = std::panic::catch_unwind(|| deagg_check::check_input(&bytes));
         assert!(outcome.is_ok(), "fuzz check failed on {}", path.display());
     }
 }
@@ -106,7 +112,7 @@ fn every_corpus_file_passes_the_fuzz_check() {
 #[test]
 fn seeds_pass_the_fuzz_check_without_the_files() {
     for (name, bytes) in seeds() {
-        let outcome = std::panic::catch_unwind(|| deagg_check::check_deaggregate(&bytes));
+        let outcome = std::panic::catch_unwind(|| deagg_check::check_input(&bytes));
         assert!(outcome.is_ok(), "fuzz check failed on seed {name}");
     }
 }
