@@ -294,15 +294,23 @@ impl MockKinesis {
         if response_lost {
             self.stats.faults.lost_responses += 1;
             self.time_out(now, id, api);
-        } else {
-            let jitter_nanos = u64::try_from(self.config.jitter.as_nanos()).unwrap_or(u64::MAX);
-            let delay = self
-                .config
-                .latency
-                .saturating_add(Duration::from_nanos(self.rng.below_or_equal(jitter_nanos)));
-            self.schedule(later(now, delay), id, response);
+            return Ok(());
         }
+        let due = self.response_due(now);
+        if self.rng.chance(faults.duplicate_response) {
+            self.stats.faults.duplicated_responses += 1;
+            let again = self.response_due(now);
+            self.schedule(again, id, response.clone());
+        }
+        self.schedule(due, id, response);
         Ok(())
+    }
+
+    /// When a response to a request handled at `now` arrives: after the latency and a jitter drawn for it.
+    fn response_due(&mut self, now: Instant) -> Instant {
+        let jitter_nanos = u64::try_from(self.config.jitter.as_nanos()).unwrap_or(u64::MAX);
+        let jitter = Duration::from_nanos(self.rng.below_or_equal(jitter_nanos));
+        later(now, self.config.latency.saturating_add(jitter))
     }
 
     /// The next response due at or before `now`: the earliest first, ties in request-id order.

@@ -28,7 +28,8 @@ impl ShardLimits {
 /// Per request, the dice are rolled in this order: `drop_request` (if it fires, nothing else is rolled),
 /// `lose_response` (rolled for every request not dropped: a throttled or refused request can lose its answer
 /// too), then `throttle`, `internal_failure` and `service_unavailable`, the first that fires deciding the
-/// answer. A request no fault stops is then processed as the service would.
+/// answer. A request no fault stops is then processed as the service would. Last, for an answer not lost,
+/// `duplicate_response`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct RequestFaults {
     /// The request never reaches the service: nothing is written, and the mock answers
@@ -38,6 +39,9 @@ pub struct RequestFaults {
     /// The request is processed (and possibly written) but its answer is lost: the mock answers
     /// `Timeout` after `request_timeout`. An ambiguous success: the records may be duplicated by retries.
     pub lose_response: f64,
+    /// The answer arrives twice, the copy after a latency of its own (before or after the original): the
+    /// producer must ignore the second.
+    pub duplicate_response: f64,
     /// Throttled as a whole (`Throttling`): `LimitExceededException` for `ListShards`,
     /// `ProvisionedThroughputExceededException` for `PutRecords`.
     pub throttle: f64,
@@ -52,6 +56,7 @@ impl RequestFaults {
     pub const NONE: Self = Self {
         drop_request: 0.0,
         lose_response: 0.0,
+        duplicate_response: 0.0,
         throttle: 0.0,
         internal_failure: 0.0,
         service_unavailable: 0.0,
@@ -60,6 +65,7 @@ impl RequestFaults {
     fn check(&self, api: &'static str) -> Result<(), ConfigError> {
         check_probability(api, "drop_request", self.drop_request)?;
         check_probability(api, "lose_response", self.lose_response)?;
+        check_probability(api, "duplicate_response", self.duplicate_response)?;
         check_probability(api, "throttle", self.throttle)?;
         check_probability(api, "internal_failure", self.internal_failure)?;
         check_probability(api, "service_unavailable", self.service_unavailable)
@@ -91,6 +97,7 @@ impl Faults {
         let put_records = RequestFaults {
             drop_request: 0.01,
             lose_response: 0.01,
+            duplicate_response: 0.01,
             throttle: 0.03,
             internal_failure: 0.01,
             service_unavailable: 0.01,
@@ -98,6 +105,7 @@ impl Faults {
         let list_shards = RequestFaults {
             drop_request: 0.01,
             lose_response: 0.01,
+            duplicate_response: 0.01,
             throttle: 0.02,
             internal_failure: 0.01,
             service_unavailable: 0.01,

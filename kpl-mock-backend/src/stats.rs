@@ -9,6 +9,8 @@ pub struct FaultCounts {
     pub dropped_requests: u64,
     /// Responses lost after processing (answered `Timeout`, possibly written).
     pub lost_responses: u64,
+    /// Responses delivered twice.
+    pub duplicated_responses: u64,
     /// Requests throttled as a whole.
     pub throttled_requests: u64,
     /// Requests answered HTTP 500 `InternalFailure`.
@@ -24,6 +26,7 @@ impl FaultCounts {
     pub fn total(&self) -> u64 {
         self.dropped_requests
             + self.lost_responses
+            + self.duplicated_responses
             + self.throttled_requests
             + self.internal_failures
             + self.service_unavailable
@@ -56,7 +59,8 @@ impl fmt::Display for MockStats {
         write!(
             f,
             "requests: {} ListShards, {} PutRecords, {} rejected; entries: {} received, {} committed, {} \
-             throttled; faults: {} dropped, {} lost responses, {} throttled, {} HTTP 500, {} HTTP 503, {} entry \
+             throttled; faults: {} dropped, {} lost responses, {} duplicated responses, \
+             {} throttled, {} HTTP 500, {} HTTP 503, {} entry \
              InternalFailure",
             self.list_shards_requests,
             self.put_records_requests,
@@ -66,6 +70,7 @@ impl fmt::Display for MockStats {
             self.entries_throttled,
             faults.dropped_requests,
             faults.lost_responses,
+            faults.duplicated_responses,
             faults.throttled_requests,
             faults.internal_failures,
             faults.service_unavailable,

@@ -161,6 +161,7 @@ impl Stream {
         for (start, end) in initial_ranges(shard_count) {
             stream.add_shard(start, end, None, None);
         }
+        stream.rebuild_open();
         stream
     }
 
@@ -172,6 +173,7 @@ impl Stream {
         &self.shards
     }
 
+    /// Appends an open shard with the next number; call [`Self::rebuild_open`] after.
     fn add_shard(
         &mut self,
         start: u128,
@@ -190,10 +192,10 @@ impl Stream {
             records: Vec::new(),
             limiter: self.limits.map(ShardLimiter::new),
         });
-        self.rebuild_open();
         id
     }
 
+    /// Call after opening or closing shards.
     fn rebuild_open(&mut self) {
         self.open = self
             .shards
@@ -273,6 +275,7 @@ impl Stream {
         self.shards[index].closed_at = Some(now);
         let lower = self.add_shard(start, new_starting_hash_key - 1, Some(parent.clone()), None);
         let upper = self.add_shard(new_starting_hash_key, end, Some(parent), None);
+        self.rebuild_open();
         Ok([lower, upper])
     }
 
@@ -298,7 +301,9 @@ impl Stream {
         let (parent, adjacent) = (a.id.clone(), b.id.clone());
         self.shards[first].closed_at = Some(now);
         self.shards[second].closed_at = Some(now);
-        Ok(self.add_shard(start, end, Some(parent), Some(adjacent)))
+        let child = self.add_shard(start, end, Some(parent), Some(adjacent));
+        self.rebuild_open();
+        Ok(child)
     }
 }
 

@@ -58,6 +58,20 @@ fn a_lost_response_times_out_but_the_records_are_written() {
 }
 
 #[test]
+fn a_duplicated_response_arrives_twice_for_one_write() {
+    let mut kinesis = put_faults(RequestFaults { duplicate_response: 1.0, ..RequestFaults::NONE });
+    kinesis.handle_request(epoch(), RequestId(5), put(some_entries())).unwrap();
+    assert_eq!(kinesis.pending_responses(), 2);
+    let answers: Vec<_> = std::iter::from_fn(|| kinesis.poll_response(epoch() + ms(10))).collect();
+    assert_eq!(answers.len(), 2);
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0, RequestId(5));
+    assert_eq!(put_results(answers[0].1.clone()).len(), 3);
+    assert_eq!(committed_count(&kinesis), 3);
+    assert_eq!(kinesis.stats().faults.duplicated_responses, 1);
+}
+
+#[test]
 fn whole_request_throttling_500_and_503() {
     type Case = (fn(&mut RequestFaults), RequestErrorKind, &'static str, &'static str, &'static str);
     let cases: [Case; 3] = [
@@ -217,7 +231,7 @@ fn hostile_run(seed: u64) -> (Vec<(Duration, RequestId, Response)>, MockStats) {
 fn the_same_seed_gives_the_same_responses() {
     let (first, first_stats) = hostile_run(2024);
     let (second, second_stats) = hostile_run(2024);
-    assert_eq!(first.len(), 400);
+    assert_eq!(first.len() as u64, 400 + first_stats.faults.duplicated_responses);
     assert_eq!(first, second);
     assert_eq!(first_stats, second_stats);
     let (other, other_stats) = hostile_run(2025);
@@ -227,6 +241,7 @@ fn the_same_seed_gives_the_same_responses() {
     let FaultCounts {
         dropped_requests,
         lost_responses,
+        duplicated_responses,
         throttled_requests,
         internal_failures,
         service_unavailable,
@@ -235,6 +250,7 @@ fn the_same_seed_gives_the_same_responses() {
     for count in [
         dropped_requests,
         lost_responses,
+        duplicated_responses,
         throttled_requests,
         internal_failures,
         service_unavailable,
