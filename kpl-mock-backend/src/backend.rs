@@ -112,10 +112,11 @@ fn later(now: Instant, duration: Duration) -> Instant {
 /// same responses.
 ///
 /// A request takes effect (records are written, throttling buckets drained) at the `now` it is handled;
-/// only its response waits. The drive loop of a simulation:
+/// only its response waits. A simulation hands it each `Transmit` of the producer, and wakes at
+/// [`poll_timeout`](Self::poll_timeout) to hand the due responses back:
 ///
 /// ```
-/// # use std::time::{Duration, Instant};
+/// # use std::time::Instant;
 /// # use kpl_core::{Request, RequestId, Response, PutRecordsEntry, PutRecordsRequest, StreamTarget};
 /// use kpl_mock_backend::{MockConfig, MockKinesis};
 ///
