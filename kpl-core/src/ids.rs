@@ -3,7 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// Identifies one accepted user record. Never reused within a producer.
+/// Identifies one accepted user record. Never reused within a producer, and assigned in increasing order
+/// (an adapter may keep per-record state in a queue indexed from the oldest outstanding id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RecordId(pub u64);
 

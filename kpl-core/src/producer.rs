@@ -223,15 +223,10 @@ impl Producer {
         if self.closed {
             return Err(PutError::Closed);
         }
-        let explicit_hash_key = self.validate(&record)?;
-        let cost = record.partition_key.len() + record.data.len();
+        let explicit_hash_key = validate(&self.config, &record)?;
+        let cost = record.size();
         let outstanding_records = self.oldest.len();
-        // A record larger than the byte limit is still taken when nothing else is outstanding, or it
-        // could never be.
-        if outstanding_records as u64 >= self.config.max_outstanding_records()
-            || (outstanding_records > 0
-                && (self.outstanding_bytes + cost) as u64 > self.config.max_outstanding_bytes())
-        {
+        if !self.config.admits(outstanding_records, self.outstanding_bytes, cost) {
             self.backpressured = true;
             self.stats.backpressure_rejections += 1;
             return Err(PutError::Backpressure {
@@ -341,7 +336,7 @@ impl Producer {
                 break;
             }
             self.timers.pop_first();
-            self.fire(now, timer);
+            self.fire(now, at, timer);
         }
         while let Some(entry) = self.retries.first_entry() {
             if entry.key().0 > now {
@@ -369,7 +364,19 @@ impl Producer {
         if self.puts_in_flight >= self.config.max_connections() {
             return None;
         }
-        let (stream, records) = self.ready.pop_front()?;
+        let (stream, records) = loop {
+            let (stream, records) = self.ready.pop_front()?;
+            // A request can wait long for a connection: records whose TTL passed meanwhile fail now (and the
+            // rest of their aggregate is re-aggregated) rather than being sent late.
+            let (expired, records): (Vec<_>, Vec<_>) =
+                records.into_iter().partition(|record| has_passed(record.expiration, now));
+            for record in expired {
+                self.expire(now, stream, record);
+            }
+            if !records.is_empty() {
+                break (stream, records);
+            }
+        };
         let id = self.next_request_id();
         let mut user_records = 0;
         let mut entries = Vec::with_capacity(records.len());
@@ -422,29 +429,6 @@ impl Producer {
         let now = self.last_now.map_or(now, |last| last.max(now));
         self.last_now = Some(now);
         now
-    }
-
-    fn validate(&self, record: &UserRecord) -> Result<Option<u128>, PutError> {
-        validate_stream(&record.stream)?;
-        let key = &record.partition_key;
-        if key.is_empty() {
-            return Err(PutError::EmptyPartitionKey);
-        }
-        // A key of at most 256 bytes has at most 256 characters: count only when it could matter.
-        if key.len() > 256 {
-            let chars = key.chars().count();
-            if chars > 256 {
-                return Err(PutError::PartitionKeyTooLong { chars });
-            }
-        }
-        let explicit_hash_key =
-            record.explicit_hash_key.as_deref().map(parse_explicit_hash_key).transpose()?;
-        let size = key.len() + record.data.len();
-        let max = self.config.max_record_size() as usize;
-        if size > max {
-            return Err(PutError::RecordTooLarge { size, max });
-        }
-        Ok(explicit_hash_key)
     }
 
     fn stream_for(&mut self, target: StreamTarget) -> u32 {
@@ -581,7 +565,9 @@ impl Producer {
                     }
                 }
                 Err(at) => {
-                    if shard.wake != Some(at) {
+                    // One wake-up per shard: a timer already due earlier re-evaluates then. (A timer per
+                    // attempt would multiply, each stale one re-arming another: a busy loop.)
+                    if shard.wake.is_none_or(|wake| wake > at) {
                         shard.wake = Some(at);
                         self.timers.insert((at, Timer::Limiter(s, slot)));
                     }
@@ -645,7 +631,9 @@ impl Producer {
         }
     }
 
-    fn fire(&mut self, now: Instant, timer: Timer) {
+    /// A timer set for `at` fired. Timers are never cancelled; one that no longer matches the state is stale
+    /// and does nothing.
+    fn fire(&mut self, now: Instant, at: Instant, timer: Timer) {
         match timer {
             Timer::Aggregate(s, key) => {
                 let due =
@@ -655,8 +643,11 @@ impl Producer {
                 }
             }
             Timer::Limiter(s, slot) => {
-                self.streams[s as usize].shards[slot as usize].wake = None;
-                self.drain_shard(now, s, slot);
+                let shard = &mut self.streams[s as usize].shards[slot as usize];
+                if shard.wake == Some(at) {
+                    shard.wake = None;
+                    self.drain_shard(now, s, slot);
+                }
             }
             Timer::Collect(s) => {
                 if has_passed(self.streams[s as usize].collector.deadline, now) {
@@ -1068,6 +1059,46 @@ fn dims(stream: u32, slot: Option<u32>, error_code: Option<&str>) -> Dimensions 
 
 fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
+}
+
+impl ProducerConfig {
+    /// Checks a record as [`Producer::put_record`] does (stream, partition key, explicit hash key, size),
+    /// without a producer: an adapter whose producer lives on another task refuses bad records at once.
+    pub fn check_record(&self, record: &UserRecord) -> Result<(), PutError> {
+        validate(self, record).map(drop)
+    }
+
+    /// The backpressure rule of [`Producer::put_record`]: whether a record of `size` bytes
+    /// ([`UserRecord::size`]) is accepted while `outstanding_records` records of `outstanding_bytes` bytes
+    /// are outstanding. A record larger than the byte limit is still taken when nothing else is
+    /// outstanding, or it could never be.
+    pub fn admits(&self, outstanding_records: usize, outstanding_bytes: usize, size: usize) -> bool {
+        (outstanding_records as u64) < self.max_outstanding_records()
+            && (outstanding_records == 0
+                || (outstanding_bytes.saturating_add(size)) as u64 <= self.max_outstanding_bytes())
+    }
+}
+
+fn validate(config: &ProducerConfig, record: &UserRecord) -> Result<Option<u128>, PutError> {
+    validate_stream(&record.stream)?;
+    let key = &record.partition_key;
+    if key.is_empty() {
+        return Err(PutError::EmptyPartitionKey);
+    }
+    // A key of at most 256 bytes has at most 256 characters: count only when it could matter.
+    if key.len() > 256 {
+        let chars = key.chars().count();
+        if chars > 256 {
+            return Err(PutError::PartitionKeyTooLong { chars });
+        }
+    }
+    let explicit_hash_key = record.explicit_hash_key.as_deref().map(parse_explicit_hash_key).transpose()?;
+    let size = record.size();
+    let max = config.max_record_size() as usize;
+    if size > max {
+        return Err(PutError::RecordTooLarge { size, max });
+    }
+    Ok(explicit_hash_key)
 }
 
 fn validate_stream(stream: &StreamTarget) -> Result<(), PutError> {

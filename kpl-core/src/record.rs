@@ -27,6 +27,12 @@ impl UserRecord {
         Self { stream, partition_key: partition_key.into(), explicit_hash_key: None, data: data.into() }
     }
 
+    /// Bytes it counts for, against `max_record_size` and `max_outstanding_bytes`: data plus partition key,
+    /// as Kinesis counts.
+    pub fn size(&self) -> usize {
+        self.partition_key.len() + self.data.len()
+    }
+
     /// Routes the record by an explicit hash key instead of its partition key.
     pub fn with_explicit_hash_key(mut self, explicit_hash_key: impl Into<String>) -> Self {
         self.explicit_hash_key = Some(explicit_hash_key.into());
