@@ -1,1 +1,55 @@
-//! The async producer on tokio and aws-sdk-kinesis (not yet implemented).
+//! The async Kinesis producer: [`kpl_core`]'s state machine driven on tokio (or async-std), sending to
+//! Kinesis through aws-sdk-kinesis ([`AwsBackend`], feature `aws`, on by default) or to the in-process
+//! simulated Kinesis of `kpl-mock-backend` ([`MockBackend`]).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use kpl_tokio::{AwsBackend, KinesisProducer, ProducerConfig, StreamTarget};
+//!
+//! let backend = AwsBackend::from_env().await; // region and credentials from the default chain
+//! let producer = KinesisProducer::builder(ProducerConfig::default(), backend).spawn()?;
+//! let stream = StreamTarget::name("orders");
+//! let result = producer.put_data(&stream, "customer-42", &b"{\"total\": 12}"[..]).await?;
+//! let receipt = result.await?; // shard id, sequence number, attempts
+//! println!("written to {} as {}", receipt.shard_id, receipt.sequence_number);
+//! producer.shutdown(std::time::Duration::from_secs(30)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Design
+//!
+//! A [`KinesisProducer`] is a handle; one driver task owns the core exclusively. Handles check and admit
+//! records themselves (with the core's own validation and backpressure rules) and append them to a shared
+//! queue that the driver swaps out whole, so a burst of puts costs the driver one lock, not one message per
+//! record. The driver feeds the core those records, the backend's responses and the runtime's timer, and
+//! drains its outputs in the order of the core's call contract. Requests run on their own tasks, at most
+//! `max_connections` PutRecords at once (the core's cap), each bounded by `request_timeout`, which is
+//! reported as an ambiguous [`RequestErrorKind::Timeout`]. Retries, backoff and throttling decisions are the
+//! core's: backends never retry.
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "aws")]
+mod aws;
+mod backend;
+mod blocking;
+mod driver;
+mod error;
+mod mock;
+mod producer;
+mod runtime;
+mod shared;
+
+#[cfg(feature = "aws")]
+pub use aws::{AwsBackend, classify};
+pub use backend::Backend;
+pub use blocking::{BlockingProducer, BlockingRecord};
+pub use error::{DeliveryError, ShutdownError, SpawnError};
+pub use kpl_core::{
+    Attempt, AttemptError, ProducerConfig, PutError, RecordError, RecordFailure, RecordReceipt, RequestError,
+    RequestErrorKind, StreamTarget, UserRecord,
+};
+pub use mock::MockBackend;
+pub use producer::{KinesisProducer, ProducerBuilder, RecordFuture};
+#[cfg(feature = "async-std")]
+pub use runtime::AsyncStdRuntime;
+pub use runtime::{Runtime, TokioRuntime};

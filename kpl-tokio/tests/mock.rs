@@ -1,0 +1,370 @@
+//! The producer on tokio's paused clock against the in-process mock Kinesis: results, backpressure,
+//! flushes, timeouts, shutdown and drop semantics.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use kpl_core::{ListShardsOutput, ListShardsRequest, PutRecordsRequest, PutRecordsResultEntry};
+use kpl_deagg::Mode;
+use kpl_mock_backend::{MockConfig, MockKinesis};
+use kpl_tokio::{
+    Backend, DeliveryError, KinesisProducer, MockBackend, ProducerConfig, PutError, RecordError,
+    RequestError, ShutdownError, StreamTarget, UserRecord,
+};
+
+const STREAM: &str = "orders";
+
+fn stream() -> StreamTarget {
+    StreamTarget::name(STREAM)
+}
+
+fn mock(shards: u32) -> Arc<MockBackend> {
+    let mut kinesis = MockKinesis::new(MockConfig::calm(), 7).unwrap();
+    kinesis.create_stream(STREAM, shards).unwrap();
+    Arc::new(MockBackend::new(kinesis))
+}
+
+fn producer(config: ProducerConfig, backend: impl Backend) -> KinesisProducer {
+    KinesisProducer::builder(config, backend).seed(1).spawn().unwrap()
+}
+
+/// The output of a future that is already complete. Outside tokio's cooperative budget, which would make a
+/// complete oneshot look pending after many polls in one task.
+fn ready<F: std::future::Future>(future: F) -> Option<F::Output> {
+    tokio::task::unconstrained(future).now_or_never()
+}
+
+/// Every user record the mock committed, deaggregated as a KCL consumer would, per (partition key, data).
+fn committed(backend: &MockBackend) -> BTreeMap<(String, Vec<u8>), usize> {
+    backend.with_kinesis(|kinesis, _| {
+        let mut seen = BTreeMap::new();
+        for (_, shard) in kinesis.all_shards() {
+            let batch = shard.deaggregate(Mode::Strict);
+            assert!(batch.rejected.is_empty(), "rejected aggregates: {:?}", batch.rejected);
+            for record in batch.records {
+                *seen.entry((record.partition_key.to_string(), record.data.to_vec())).or_default() += 1;
+            }
+        }
+        seen
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_record_is_written_once_with_its_shard() {
+    let backend = mock(4);
+    let producer = producer(ProducerConfig::default(), backend.clone());
+    let mut futures = Vec::new();
+    for i in 0..2000 {
+        futures.push(
+            producer.put_data(&stream(), format!("key-{}", i % 97), format!("record {i}")).await.unwrap(),
+        );
+    }
+    let mut shards = BTreeMap::new();
+    for future in futures {
+        let receipt = future.await.unwrap();
+        assert_eq!(receipt.attempts.len(), 1);
+        assert!(receipt.attempts[0].error.is_none());
+        assert!(!receipt.maybe_duplicated);
+        *shards.entry(receipt.shard_id.to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(shards.len(), 4, "records spread over every shard: {shards:?}");
+    let written = committed(&backend);
+    assert_eq!(written.len(), 2000);
+    assert!(written.values().all(|&count| count == 1));
+    assert_eq!(producer.outstanding_records(), 0);
+    producer.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn try_put_refuses_at_once_and_put_waits_for_capacity() {
+    let backend = mock(1);
+    let config = ProducerConfig::builder().max_outstanding_records(10).build().unwrap();
+    let producer = producer(config, backend.clone());
+    let record = |i: usize| UserRecord::new(stream(), format!("k{i}"), vec![0u8; 10]);
+    let mut futures: Vec<_> = (0..10).map(|i| producer.try_put(record(i)).unwrap()).collect();
+    assert_eq!(producer.outstanding_records(), 10);
+    let refused = producer.try_put(record(10)).unwrap_err();
+    assert!(matches!(refused, PutError::Backpressure { outstanding_records: 10, .. }), "{refused:?}");
+    // `put` waits until records complete, then goes through.
+    let start = tokio::time::Instant::now();
+    futures.push(producer.put(record(11)).await.unwrap());
+    assert!(start.elapsed() > Duration::ZERO, "put waited for capacity");
+    for future in futures {
+        future.await.unwrap();
+    }
+    assert_eq!(committed(&backend).len(), 11);
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_records_are_refused_at_once_without_affecting_others() {
+    let backend = mock(2);
+    let producer = producer(ProducerConfig::default(), backend.clone());
+    let good = producer.put_data(&stream(), "a", &b"fine"[..]).await.unwrap();
+    let oversized = producer.put_data(&stream(), "b", vec![0u8; 1024 * 1024]).await.unwrap_err();
+    assert!(
+        matches!(oversized, PutError::RecordTooLarge { size: 1_048_577, max: 1_048_576 }),
+        "{oversized:?}"
+    );
+    let empty_key = producer.put_data(&stream(), "", &b"x"[..]).await.unwrap_err();
+    assert_eq!(empty_key, PutError::EmptyPartitionKey);
+    let bad_hash = producer.put(UserRecord::new(stream(), "c", &b"x"[..]).with_explicit_hash_key("-1")).await;
+    assert!(matches!(bad_hash, Err(PutError::InvalidExplicitHashKey(_))));
+    let also_good = producer.put_data(&stream(), "d", &b"fine too"[..]).await.unwrap();
+    good.await.unwrap();
+    also_good.await.unwrap();
+    assert_eq!(committed(&backend).len(), 2);
+    assert_eq!(producer.outstanding_records(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn flush_resolves_when_earlier_records_completed_and_sends_at_once() {
+    let backend = mock(2);
+    // Records would wait up to a minute to be batched without the flush.
+    let config = ProducerConfig::builder().record_max_buffered_time(Duration::from_secs(60)).build().unwrap();
+    let producer = producer(config, backend.clone());
+    let other = StreamTarget::name("payments");
+    backend.with_kinesis(|kinesis, _| kinesis.create_stream("payments", 1)).unwrap();
+    let mut orders = Vec::new();
+    for i in 0..100 {
+        orders.push(producer.put_data(&stream(), format!("k{i}"), vec![1u8; 50]).await.unwrap());
+    }
+    let payment = producer.put_data(&other, "p", &b"payment"[..]).await.unwrap();
+    let start = tokio::time::Instant::now();
+    producer.flush_stream(&stream()).await;
+    assert!(start.elapsed() < Duration::from_secs(1), "flushed at once, not after the buffering time");
+    for order in orders {
+        assert!(ready(order).expect("completed before the flush returned").is_ok());
+    }
+    let mut payment = payment;
+    assert!(ready(&mut payment).is_none(), "the other stream was not flushed");
+    assert_eq!(producer.outstanding_records(), 1);
+    assert!(producer.oldest_record_age().await.is_some());
+    producer.flush().await;
+    assert!(ready(payment).expect("flushed").is_ok());
+    assert_eq!(producer.oldest_record_age().await, None);
+    let stats = producer.stats().await.unwrap();
+    assert_eq!(stats.user_records_put, 101);
+}
+
+#[tokio::test(start_paused = true)]
+async fn flush_with_nothing_outstanding_returns_at_once() {
+    let producer = producer(ProducerConfig::default(), mock(1));
+    producer.flush().await;
+    producer.flush_stream(&stream()).await;
+}
+
+/// Wraps the mock; the first `hang` PutRecords calls never answer.
+struct Hanging {
+    inner: Arc<MockBackend>,
+    hang: usize,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Backend for Hanging {
+    async fn list_shards(&self, request: ListShardsRequest) -> Result<ListShardsOutput, RequestError> {
+        self.inner.list_shards(request).await
+    }
+
+    async fn put_records(
+        &self,
+        request: PutRecordsRequest,
+    ) -> Result<Vec<PutRecordsResultEntry>, RequestError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.hang {
+            futures::future::pending::<()>().await;
+        }
+        self.inner.put_records(request).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_without_response_times_out_and_is_retried_as_ambiguous() {
+    let inner = mock(1);
+    let backend = Hanging { inner: inner.clone(), hang: 1, calls: AtomicUsize::new(0) };
+    let config = ProducerConfig::builder().request_timeout(Duration::from_millis(500)).build().unwrap();
+    let producer = producer(config, backend);
+    let start = tokio::time::Instant::now();
+    let receipt = producer.put_data(&stream(), "k", &b"late"[..]).await.unwrap().await.unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(500));
+    assert_eq!(receipt.attempts.len(), 2);
+    let first = receipt.attempts[0].error.as_ref().expect("the first attempt failed");
+    assert_eq!(first.code, "Timeout");
+    assert!(first.message.contains("request_timeout"), "{}", first.message);
+    assert!(receipt.maybe_duplicated, "a timeout is ambiguous");
+    assert_eq!(committed(&inner).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_completes_outstanding_records_then_refuses_puts() {
+    let backend = mock(2);
+    let producer = producer(ProducerConfig::default(), backend.clone());
+    let clone = producer.clone();
+    let mut futures = Vec::new();
+    for i in 0..500 {
+        futures.push(producer.put_data(&stream(), format!("k{i}"), vec![2u8; 100]).await.unwrap());
+    }
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+    for future in futures {
+        assert!(ready(future).expect("completed by shutdown").is_ok());
+    }
+    assert_eq!(clone.put_data(&stream(), "late", &b"x"[..]).await.unwrap_err(), PutError::Closed);
+    assert_eq!(clone.try_put(UserRecord::new(stream(), "late", &b"x"[..])).unwrap_err(), PutError::Closed);
+    assert_eq!(clone.shutdown(Duration::from_secs(1)).await, Ok(()));
+    clone.flush().await;
+    assert_eq!(clone.stats().await, None, "the driver stopped");
+    assert_eq!(committed(&backend).len(), 500);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_timeout_fails_what_is_left_with_a_clear_error() {
+    let backend = Hanging { inner: mock(1), hang: usize::MAX, calls: AtomicUsize::new(0) };
+    let producer = producer(ProducerConfig::default(), backend);
+    let mut futures = Vec::new();
+    for i in 0..20 {
+        futures.push(producer.put_data(&stream(), format!("k{i}"), &b"stuck"[..]).await.unwrap());
+    }
+    let start = tokio::time::Instant::now();
+    let result = producer.shutdown(Duration::from_secs(2)).await;
+    assert_eq!(result, Err(ShutdownError::TimedOut { abandoned: 20 }));
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    for future in futures {
+        assert_eq!(future.await.unwrap_err(), DeliveryError::ShutdownTimedOut);
+    }
+    assert_eq!(producer.try_put(UserRecord::new(stream(), "k", &b"x"[..])).unwrap_err(), PutError::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_last_handle_drains_every_record() {
+    let backend = mock(2);
+    let producer = producer(ProducerConfig::default(), backend.clone());
+    let clone = producer.clone();
+    let mut futures = Vec::new();
+    for i in 0..300 {
+        futures.push(producer.put_data(&stream(), format!("k{i}"), vec![3u8; 100]).await.unwrap());
+    }
+    drop(producer);
+    // Another handle is alive: still open.
+    futures.push(clone.put_data(&stream(), "more", &b"x"[..]).await.unwrap());
+    drop(clone);
+    for future in futures {
+        future.await.unwrap();
+    }
+    assert_eq!(committed(&backend).len(), 301);
+}
+
+#[tokio::test(start_paused = true)]
+async fn records_expire_after_their_ttl_when_kinesis_never_answers() {
+    let backend = Hanging { inner: mock(1), hang: usize::MAX, calls: AtomicUsize::new(0) };
+    let config = ProducerConfig::builder()
+        .record_ttl(Duration::from_secs(3))
+        .request_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let producer = producer(config, backend);
+    let future = producer.put_data(&stream(), "k", &b"doomed"[..]).await.unwrap();
+    drop(producer);
+    let failure = match future.await.unwrap_err() {
+        DeliveryError::Failed(failure) => failure,
+        other => panic!("expected an expiry, got {other:?}"),
+    };
+    assert!(matches!(failure.error, RecordError::Expired { .. }), "{failure:?}");
+    assert!(failure.attempts.len() >= 2, "retried before expiring: {:?}", failure.attempts);
+    assert!(failure.attempts.iter().all(|a| a.error.as_ref().is_some_and(|e| e.code == "Timeout")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn faults_are_retried_and_visible_in_the_attempts() {
+    let mut config = MockConfig::hostile();
+    config.faults.put_records.throttle = 0.3;
+    config.faults.entry_internal_failure = 0.1;
+    let mut kinesis = MockKinesis::new(config, 99).unwrap();
+    kinesis.create_stream(STREAM, 4).unwrap();
+    let backend = Arc::new(MockBackend::new(kinesis));
+    let producer = producer(ProducerConfig::default(), backend.clone());
+    let mut futures = Vec::new();
+    for i in 0..3000 {
+        futures.push(producer.put_data(&stream(), format!("key-{i}"), format!("data {i}")).await.unwrap());
+    }
+    let mut retried = 0;
+    for future in futures {
+        let receipt = future.await.unwrap();
+        if receipt.attempts.len() > 1 {
+            retried += 1;
+            assert!(receipt.attempts[..receipt.attempts.len() - 1].iter().all(|a| a.error.is_some()));
+        }
+    }
+    assert!(retried > 100, "faults were injected and retried: {retried}");
+    let written = committed(&backend);
+    assert_eq!(written.len(), 3000, "nothing lost");
+    producer.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[test]
+fn spawn_outside_a_runtime_is_an_error() {
+    let backend = MockBackend::new(MockKinesis::new(MockConfig::calm(), 1).unwrap());
+    let error = KinesisProducer::builder(ProducerConfig::default(), backend).spawn().unwrap_err();
+    assert_eq!(error, kpl_tokio::SpawnError::NoTokioRuntime);
+}
+
+#[test]
+fn records_of_a_runtime_shut_down_fail_with_driver_stopped() {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    let (producer, future) = runtime.block_on(async {
+        let backend = Hanging { inner: mock(1), hang: usize::MAX, calls: AtomicUsize::new(0) };
+        let producer = producer(ProducerConfig::default(), backend);
+        let future = producer.put_data(&stream(), "k", &b"x"[..]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        (producer, future)
+    });
+    drop(runtime);
+    assert_eq!(futures::executor::block_on(future).unwrap_err(), DeliveryError::DriverStopped);
+    assert_eq!(producer.try_put(UserRecord::new(stream(), "k", &b"x"[..])).unwrap_err(), PutError::Closed);
+    futures::executor::block_on(producer.flush());
+    assert_eq!(
+        futures::executor::block_on(producer.shutdown(Duration::from_secs(1))),
+        Ok(()),
+        "already stopped"
+    );
+}
+
+#[test]
+fn the_blocking_wrapper_works_from_plain_threads() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut config = MockConfig::calm();
+    config.latency = Duration::from_millis(1);
+    config.jitter = Duration::from_millis(1);
+    let mut kinesis = MockKinesis::new(config, 3).unwrap();
+    kinesis.create_stream(STREAM, 2).unwrap();
+    let backend = Arc::new(MockBackend::new(kinesis));
+    let producer = runtime
+        .block_on(async { KinesisProducer::builder(ProducerConfig::default(), backend.clone()).spawn() })
+        .unwrap()
+        .blocking();
+    let threads: Vec<_> = (0..2)
+        .map(|t| {
+            let producer = producer.clone();
+            std::thread::spawn(move || {
+                let records: Vec<_> = (0..200)
+                    .map(|i| producer.put_data(&stream(), format!("t{t}-{i}"), &b"blocking"[..]).unwrap())
+                    .collect();
+                producer.flush();
+                records
+                    .into_iter()
+                    .map(|record| record.wait().unwrap())
+                    .filter(|receipt| receipt.attempts.len() == 1)
+                    .count()
+            })
+        })
+        .collect();
+    let written: usize = threads.into_iter().map(|thread| thread.join().unwrap()).sum();
+    assert_eq!(written, 400);
+    assert_eq!(producer.outstanding_records(), 0);
+    producer.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!(committed(&backend).len(), 400);
+}
