@@ -144,12 +144,12 @@ impl ProducerConfig {
             }
         }
         if let Some(policy) = policy {
-            if let Some(enabled) = aggregation_enabled {
-                if enabled != (policy != AggregationPolicy::Off) {
-                    return Err(ConfigError::Inconsistent(format!(
-                        "{AGGREGATION_ENABLED_KEY} = {enabled} contradicts {AGGREGATION_POLICY_KEY} = {policy:?}"
-                    )));
-                }
+            if let Some(enabled) = aggregation_enabled
+                && enabled != (policy != AggregationPolicy::Off)
+            {
+                return Err(ConfigError::Inconsistent(format!(
+                    "{AGGREGATION_ENABLED_KEY} = {enabled} contradicts {AGGREGATION_POLICY_KEY} = {policy:?}"
+                )));
             }
             builder = builder.aggregation(policy);
         }

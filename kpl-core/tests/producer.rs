@@ -321,7 +321,7 @@ fn same_inputs_same_outputs() {
             if i % 100 == 0 {
                 h.run(Duration::from_millis(30), |_| {
                     n += 1;
-                    if n % 3 == 0 {
+                    if n.is_multiple_of(3) {
                         Reply::Error(RequestError::new(RequestErrorKind::Throttling, None, "slow down"))
                     } else {
                         Reply::Success

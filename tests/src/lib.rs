@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 pub mod python;
+pub mod sim;
 
 /// The workspace root (the directory holding the root `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
@@ -29,7 +30,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 /// Bytes from hexadecimal (either case; surrounding whitespace ignored).
 pub fn from_hex(text: &str) -> Result<Vec<u8>, String> {
     let text = text.trim().as_bytes();
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits ({})", text.len()));
     }
     let digit = |c: u8| match c {

@@ -1,0 +1,400 @@
+//! Deterministic simulation: the producer (`kpl-core`) against the simulated Kinesis (`kpl-mock-backend`) on
+//! virtual time, driven by a seeded workload, with the reference [`model`] checking invariants after every
+//! step. One master seed decides everything (the shape of the workload, which faults are on and how often,
+//! the producer's settings), so any failure replays exactly from its seed.
+
+pub mod model;
+pub mod rng;
+pub mod workload;
+
+use std::time::{Duration, Instant};
+
+use kpl_core::{
+    AggregationPolicy, Event, Producer, ProducerConfig, PutError, Request, Response, StreamTarget, UserRecord,
+};
+use kpl_mock_backend::{Faults, MockConfig, MockKinesis, RequestFaults, ShardLimits};
+
+use model::Model;
+use rng::SimRng;
+use workload::{Action, Workload, WorkloadParams};
+
+const STREAM: &str = "sim-stream";
+
+/// Whether faults last the whole run, or stop part-way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Faults throughout: nothing may ever be wrong.
+    Safety,
+    /// Faults stop at a random point: after that, everything must complete.
+    Liveness,
+}
+
+/// What one run did, for the closing report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Records accepted.
+    pub records: u64,
+    /// Records written.
+    pub succeeded: u64,
+    /// Records failed (expired, throttled, rejected).
+    pub failed: u64,
+    /// Records lost: accepted and never completed (must be 0).
+    pub lost: u64,
+    /// Extra copies a KCL consumer would see (each flagged as possibly duplicated).
+    pub duplicates: u64,
+    /// Faults injected by kind: dropped requests, lost responses, throttled requests, 500s, 503s, entry
+    /// failures.
+    pub faults: [u64; 6],
+    /// Entries the backend throttled for the shard limits.
+    pub entries_throttled: u64,
+    /// Reshards performed.
+    pub reshards: u64,
+    /// Simulation steps.
+    pub steps: u64,
+    /// A digest of every input and output, to compare runs.
+    pub trace: u64,
+}
+
+/// The fault settings of a seed: each kind on or off, at a random intensity (swarm testing).
+fn draw_faults(rng: &mut SimRng) -> Faults {
+    let mut p = |max: f64| if rng.chance(0.4) { rng.unit() * max } else { 0.0 };
+    let put_records = RequestFaults {
+        drop_request: p(0.05),
+        lose_response: p(0.05),
+        throttle: p(0.1),
+        internal_failure: p(0.1),
+        service_unavailable: p(0.1),
+        duplicate_response: p(0.05),
+    };
+    let list_shards = RequestFaults {
+        drop_request: p(0.1),
+        lose_response: p(0.1),
+        throttle: p(0.2),
+        internal_failure: p(0.1),
+        service_unavailable: p(0.1),
+        duplicate_response: p(0.05),
+    };
+    Faults { put_records, list_shards, entry_internal_failure: p(0.2) }
+}
+
+fn draw_config(rng: &mut SimRng) -> ProducerConfig {
+    let policy = match rng.below(10) {
+        0 => AggregationPolicy::Off,
+        1 => AggregationPolicy::SameHashKey,
+        _ => AggregationPolicy::PerShard,
+    };
+    let builder = ProducerConfig::builder()
+        .aggregation(policy)
+        .aggregation_max_size(1000 + rng.below(50_200))
+        .collection_max_count(1 + rng.below(500))
+        .record_max_buffered_time(Duration::from_millis(rng.below(200)))
+        .record_ttl(Duration::from_millis(1000 + rng.below(20_000)))
+        .max_connections(1 + rng.below(24) as usize)
+        .request_timeout(Duration::from_millis(500 + rng.below(3000)))
+        .rate_limit(50 + rng.below(101))
+        .fail_if_throttled(rng.chance(0.1))
+        .max_outstanding_records(if rng.chance(0.3) { 10 + rng.below(500) } else { 1_000_000 })
+        .retry_max_backoff(Duration::from_millis(100 + rng.below(3000)));
+    builder.build().unwrap_or_else(|error| panic!("drawn config is invalid: {error}"))
+}
+
+/// FNV-1a over text, to digest a trace without keeping it.
+fn digest(state: &mut u64, text: &str) {
+    for byte in text.bytes() {
+        *state = (*state ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+}
+
+/// One simulated run.
+pub struct Sim {
+    epoch: Instant,
+    now: Instant,
+    producer: Producer,
+    backend: MockKinesis,
+    workload: Workload,
+    model: Model,
+    mode: Mode,
+    heal_at: Instant,
+    rng: SimRng,
+    /// Open shard ranges the stream has had, oldest first.
+    layouts: Vec<Vec<(u128, u128)>>,
+    /// A put refused for backpressure, to retry when capacity is back.
+    waiting: Option<UserRecord>,
+    closed_at: Option<Instant>,
+    report: Report,
+}
+
+impl Sim {
+    /// Sets up the run of `seed` in `mode`.
+    pub fn new(seed: u64, mode: Mode, epoch: Instant) -> Self {
+        let mut rng = SimRng::new(SimRng::derive(seed, 0));
+        let config = draw_config(&mut rng);
+        let mut mock = MockConfig::calm();
+        mock.request_timeout = config.request_timeout();
+        mock.latency = Duration::from_millis(rng.below(50));
+        mock.jitter = Duration::from_millis(rng.below(50));
+        mock.shard_limits = rng.chance(0.8).then_some(ShardLimits::KINESIS);
+        mock.faults = draw_faults(&mut rng);
+        let mut backend = MockKinesis::new(mock, SimRng::derive(seed, 1)).unwrap_or_else(|e| panic!("{e}"));
+        let shards = 1 + rng.below(8) as u32;
+        backend.create_stream(STREAM, shards).unwrap_or_else(|e| panic!("{e}"));
+        let params = WorkloadParams::draw(&mut rng);
+        let workload = Workload::new(SimRng::derive(seed, 2), params, StreamTarget::name(STREAM), epoch);
+        let model = Model::new(&config);
+        let heal_at = epoch + Duration::from_millis(rng.below(10_000));
+        let mut sim = Self {
+            epoch,
+            now: epoch,
+            producer: Producer::new(config, SimRng::derive(seed, 3)),
+            backend,
+            workload,
+            model,
+            mode,
+            heal_at,
+            rng,
+            layouts: Vec::new(),
+            waiting: None,
+            closed_at: None,
+            report: Report::default(),
+        };
+        sim.record_layout();
+        sim
+    }
+
+    fn record_layout(&mut self) {
+        let shards = self.backend.shards(STREAM).unwrap_or_default();
+        let layout = shards
+            .iter()
+            .filter(|shard| shard.is_open())
+            .map(|shard| (*shard.hash_range().start(), *shard.hash_range().end()))
+            .collect();
+        self.layouts.push(layout);
+    }
+
+    /// Runs to the end: the workload closes the producer, and everything must drain.
+    pub fn run(mut self) -> Result<Report, String> {
+        let params = self.workload.params().clone();
+        loop {
+            self.drain()?;
+            let next = [self.producer.poll_timeout(), self.backend.poll_timeout(), self.workload.next_at()]
+                .into_iter()
+                .flatten()
+                .min();
+            let Some(next) = next else { break };
+            if next < self.now {
+                return Err(format!("a timeout in the past: {:?} before now", self.now - next));
+            }
+            self.now = next;
+            self.report.steps += 1;
+            let elapsed = (self.now - self.epoch).as_secs() + 1;
+            if self.report.steps > 200 * (params.records as u64 + 1) + 2000 * elapsed {
+                return Err(format!("busy loop: {} steps in {elapsed} s", self.report.steps));
+            }
+            if self.mode == Mode::Liveness && self.now >= self.heal_at {
+                self.backend.set_faults(Faults::NONE).map_err(|e| e.to_string())?;
+            }
+            while let Some((id, response)) = self.backend.poll_response(self.now) {
+                self.trace(&format!("response {id:?} {}", summary(&response)));
+                self.producer.handle_response(self.now, id, response);
+            }
+            for action in self.workload.take_due(self.now) {
+                self.act(action)?;
+            }
+            self.producer.handle_timeout(self.now);
+        }
+        self.finish()
+    }
+
+    fn act(&mut self, action: Action) -> Result<(), String> {
+        match action {
+            Action::Put(record) => {
+                if self.waiting.is_some() {
+                    // Keep order behind the record waiting for capacity: this one is dropped from the
+                    // workload, as an application blocked on `put` would not have produced it yet.
+                    return Ok(());
+                }
+                self.put(record)?;
+            }
+            Action::Flush => self.producer.flush(self.now, None),
+            Action::Close => {
+                self.closed_at = Some(self.now);
+                self.producer.close(self.now);
+            }
+            Action::Reshard { split, at } => self.reshard(split, at)?,
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, record: UserRecord) -> Result<(), String> {
+        match self.producer.put_record(self.now, record.clone()) {
+            Ok(id) => {
+                self.model.on_put(id, &record, self.now)?;
+                self.trace(&format!("put {id:?}"));
+                let limit = self.producer.config().max_outstanding_bytes() as usize;
+                if self.producer.outstanding_bytes() > limit && self.producer.outstanding_records() > 1 {
+                    return Err("outstanding bytes above the limit".into());
+                }
+            }
+            Err(PutError::Backpressure { .. }) => self.waiting = Some(record),
+            Err(PutError::Closed) if self.closed_at.is_some() => {}
+            Err(error) => return Err(format!("a valid record was refused: {error}")),
+        }
+        Ok(())
+    }
+
+    fn reshard(&mut self, split: bool, at: f64) -> Result<(), String> {
+        let shards = self.backend.shards(STREAM).unwrap_or_default();
+        let open: Vec<_> = shards.iter().filter(|shard| shard.is_open()).cloned().collect();
+        let point = (u128::MAX as f64 * at) as u128;
+        let Some(index) = open.iter().position(|shard| shard.hash_range().contains(&point)) else {
+            return Ok(());
+        };
+        let shard = &open[index];
+        let (start, end) = (*shard.hash_range().start(), *shard.hash_range().end());
+        let done = if split {
+            let middle = start + (end - start) / 2;
+            middle > start + 1
+                && self.backend.split_shard(self.now, STREAM, shard.id().as_str(), middle).is_ok()
+        } else {
+            let neighbour = open.get(index + 1).or_else(|| index.checked_sub(1).and_then(|i| open.get(i)));
+            neighbour.is_some_and(|other| {
+                self.backend.merge_shards(self.now, STREAM, shard.id().as_str(), other.id().as_str()).is_ok()
+            })
+        };
+        if done {
+            self.report.reshards += 1;
+            self.record_layout();
+            self.trace(&format!("reshard split={split} at={at}"));
+        }
+        Ok(())
+    }
+
+    /// Hands every request to the backend and checks every event, as the call contract says.
+    fn drain(&mut self) -> Result<(), String> {
+        while let Some(transmit) = self.producer.poll_transmit(self.now) {
+            self.model.check_request(&transmit.request, &self.layouts)?;
+            self.trace(&format!("transmit {:?} {}", transmit.id, request_summary(&transmit.request)));
+            self.backend
+                .handle_request(self.now, transmit.id, transmit.request)
+                .map_err(|e| e.to_string())?;
+        }
+        let mut capacity = false;
+        while let Some(event) = self.producer.poll_event() {
+            self.model.on_event(&event, self.now)?;
+            self.trace(&event_summary(&event));
+            capacity |= matches!(event, Event::CapacityAvailable);
+        }
+        if capacity && let Some(record) = self.waiting.take() {
+            self.put(record)?;
+            // A put may have produced output: drain again.
+            return self.drain();
+        }
+        if let Some(timeout) = self.producer.poll_timeout()
+            && timeout < self.now
+        {
+            return Err("poll_timeout in the past after a full drain".into());
+        }
+        Ok(())
+    }
+
+    fn trace(&mut self, text: &str) {
+        digest(&mut self.report.trace, &format!("{:?} {text}\n", self.now - self.epoch));
+    }
+
+    fn finish(mut self) -> Result<Report, String> {
+        let _ = &self.rng;
+        let Some(closed_at) = self.closed_at else { return Err("the workload never closed".into()) };
+        if !self.model.drained {
+            return Err(format!("no Drained: {} records outstanding", self.producer.outstanding_records()));
+        }
+        // Everything is bounded by the TTL: the last record completes within it, plus a request's time.
+        let config = self.producer.config();
+        let bound = config.record_ttl()
+            + config.request_timeout()
+            + config.retry_max_backoff()
+            + Duration::from_secs(1);
+        let last_put = self.model.accepted.values().map(|a| a.put_at).max().unwrap_or(closed_at);
+        if self.now > last_put.max(closed_at) + bound {
+            return Err(format!(
+                "drained {:?} after the last put, {:?} after close (TTL {:?}, request timeout {:?}, backoff {:?})",
+                self.now - last_put,
+                self.now - closed_at,
+                config.record_ttl(),
+                config.request_timeout(),
+                config.retry_max_backoff()
+            ));
+        }
+        let shards: Vec<_> = self
+            .backend
+            .shards(STREAM)
+            .unwrap_or_default()
+            .iter()
+            .map(|shard| {
+                let range = (*shard.hash_range().start(), *shard.hash_range().end());
+                let records = shard.committed().iter().map(|record| record.to_received()).collect();
+                (shard.id().to_string(), range, records)
+            })
+            .collect();
+        self.report.duplicates = self.model.check_stream(&shards)? as u64;
+        self.report.records = self.model.accepted.len() as u64;
+        self.report.succeeded = self.model.outcomes.values().filter(|o| o.result.is_ok()).count() as u64;
+        self.report.failed = self.report.records - self.report.succeeded;
+        self.report.lost = (self.model.accepted.len() - self.model.outcomes.len()) as u64;
+        let stats = self.backend.stats();
+        let faults = &stats.faults;
+        self.report.faults = [
+            faults.dropped_requests,
+            faults.lost_responses,
+            faults.throttled_requests,
+            faults.internal_failures,
+            faults.service_unavailable,
+            faults.entry_internal_failures,
+        ];
+        self.report.entries_throttled = stats.entries_throttled;
+        if self.mode == Mode::Liveness && self.report.lost > 0 {
+            return Err("records lost".into());
+        }
+        Ok(self.report)
+    }
+}
+
+fn request_summary(request: &Request) -> String {
+    match request {
+        Request::PutRecords(put) => {
+            let entries: Vec<_> =
+                put.entries.iter().map(|e| (e.explicit_hash_key.clone(), e.data.len())).collect();
+            format!("put {entries:?}")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn summary(response: &Response) -> String {
+    format!("{response:?}")
+}
+
+fn event_summary(event: &Event) -> String {
+    match event {
+        Event::RecordCompleted(outcome) => match &outcome.result {
+            Ok(receipt) => format!(
+                "ok {:?} {} {} attempts={}",
+                outcome.id,
+                receipt.shard_id,
+                receipt.sequence_number,
+                receipt.attempts.len()
+            ),
+            Err(failure) => format!("failed {:?} {}", outcome.id, failure.error),
+        },
+        other => format!("{other:?}"),
+    }
+}
+
+/// Runs `seed` in `mode`, twice, and checks that both runs agree exactly.
+pub fn run_seed(seed: u64, mode: Mode, epoch: Instant) -> Result<Report, String> {
+    let first = Sim::new(seed, mode, epoch).run()?;
+    let second = Sim::new(seed, mode, epoch).run()?;
+    if first != second {
+        return Err(format!("two runs of the same seed differ: {first:?} vs {second:?}"));
+    }
+    Ok(first)
+}
