@@ -118,6 +118,12 @@ pub struct Sim {
     rng: SimRng,
     /// Open shard ranges the stream has had, oldest first.
     layouts: Vec<Vec<(u128, u128)>>,
+    /// Which layout the last `ListShards` sent was listing, and whether the producer's map is the current
+    /// layout (then its limiter governs what each shard receives).
+    listing_layout: usize,
+    map_is_current: bool,
+    /// Per open shard of the current layout: entries and bytes sent in the last second.
+    sent: std::collections::BTreeMap<(u128, u128), std::collections::VecDeque<(Instant, usize)>>,
     /// A put refused for backpressure, to retry when capacity is back.
     waiting: Option<UserRecord>,
     closed_at: Option<Instant>,
@@ -153,6 +159,9 @@ impl Sim {
             heal_at,
             rng,
             layouts: Vec::new(),
+            listing_layout: 0,
+            map_is_current: false,
+            sent: std::collections::BTreeMap::new(),
             waiting: None,
             closed_at: None,
             report: Report::default(),
@@ -264,6 +273,8 @@ impl Sim {
         if done {
             self.report.reshards += 1;
             self.record_layout();
+            self.map_is_current = false;
+            self.sent.clear();
             self.trace(&format!("reshard split={split} at={at}"));
         }
         Ok(())
@@ -273,6 +284,13 @@ impl Sim {
     fn drain(&mut self) -> Result<(), String> {
         while let Some(transmit) = self.producer.poll_transmit(self.now) {
             self.model.check_request(&transmit.request, &self.layouts)?;
+            match &transmit.request {
+                Request::ListShards(list) if list.next_token.is_none() => {
+                    self.listing_layout = self.layouts.len()
+                }
+                Request::PutRecords(put) if self.map_is_current => self.check_rate(put)?,
+                _ => {}
+            }
             self.trace(&format!("transmit {:?} {}", transmit.id, request_summary(&transmit.request)));
             self.backend
                 .handle_request(self.now, transmit.id, transmit.request)
@@ -283,6 +301,9 @@ impl Sim {
             self.model.on_event(&event, self.now)?;
             self.trace(&event_summary(&event));
             capacity |= matches!(event, Event::CapacityAvailable);
+            if matches!(event, Event::ShardMapUpdated { .. }) {
+                self.map_is_current = self.listing_layout == self.layouts.len();
+            }
         }
         if capacity && let Some(record) = self.waiting.take() {
             self.put(record)?;
@@ -293,6 +314,36 @@ impl Sim {
             && timeout < self.now
         {
             return Err("poll_timeout in the past after a full drain".into());
+        }
+        Ok(())
+    }
+
+    /// Per shard, what the producer sends in any one second stays within what its limiter allows: a full
+    /// bucket (one second at `rate_limit`%) plus a second of refill. Records sent unpredicted before the map
+    /// arrived may share a request with them: one request's worth of slack.
+    fn check_rate(&mut self, put: &kpl_core::PutRecordsRequest) -> Result<(), String> {
+        let config = self.producer.config();
+        let percent = config.rate_limit() as f64 / 100.0;
+        let max_records = 2.0 * percent * config.shard_max_records_per_second() as f64 + 500.0;
+        let max_bytes = 2.0 * percent * config.shard_max_bytes_per_second() as f64 + 5.0 * 1024.0 * 1024.0;
+        let layout = self.layouts.last().cloned().unwrap_or_default();
+        for entry in &put.entries {
+            let Some(hash) = entry.explicit_hash_key.as_deref().and_then(|text| text.parse::<u128>().ok())
+            else {
+                continue;
+            };
+            let Some(&range) = layout.iter().find(|(start, end)| (*start..=*end).contains(&hash)) else {
+                continue;
+            };
+            let window = self.sent.entry(range).or_default();
+            window.push_back((self.now, entry.partition_key.len() + entry.data.len()));
+            while window.front().is_some_and(|&(at, _)| at + Duration::from_secs(1) <= self.now) {
+                window.pop_front();
+            }
+            let bytes: usize = window.iter().map(|&(_, size)| size).sum();
+            if window.len() as f64 > max_records || bytes as f64 > max_bytes {
+                return Err(format!("a shard got {} entries, {bytes} bytes in one second", window.len()));
+            }
         }
         Ok(())
     }
