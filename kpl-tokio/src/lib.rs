@@ -45,8 +45,9 @@ pub use backend::Backend;
 pub use blocking::{BlockingProducer, BlockingRecord};
 pub use error::{DeliveryError, ShutdownError, SpawnError};
 pub use kpl_core::{
-    Attempt, AttemptError, ProducerConfig, PutError, RecordError, RecordFailure, RecordReceipt, RequestError,
-    RequestErrorKind, StreamTarget, UserRecord,
+    AggregationPolicy, Attempt, AttemptError, MetricSample, ProducerConfig, ProducerStats, PutError,
+    RecordError, RecordFailure, RecordReceipt, RequestError, RequestErrorKind, ShardId, ShardMapWait,
+    StreamTarget, UserRecord,
 };
 pub use mock::MockBackend;
 pub use producer::{KinesisProducer, ProducerBuilder, RecordFuture};
