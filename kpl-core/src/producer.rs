@@ -417,6 +417,10 @@ impl Producer {
 
     /// When `handle_timeout` should next be called; `None` when nothing is waiting on time.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.drained {
+            // Closed with nothing left: no more work, not even refreshing a shard map.
+            return None;
+        }
         let timer = self.timers.first().map(|&(at, _)| at);
         let retry = self.retries.first_key_value().map(|(&(at, _), _)| at);
         earliest(timer, retry)
@@ -537,7 +541,9 @@ impl Producer {
     fn enqueue(&mut self, now: Instant, s: u32, record: KinesisRecordState) {
         match record.slot {
             Some(slot) => {
-                self.streams[s as usize].shards[slot as usize].queue.push_back(record);
+                let shard = &mut self.streams[s as usize].shards[slot as usize];
+                shard.queue_expiry = earliest(shard.queue_expiry, record.expiration);
+                shard.queue.push_back(record);
                 self.drain_shard(now, s, slot);
             }
             None => self.collect(now, s, record),
@@ -546,25 +552,23 @@ impl Producer {
 
     /// Lets a shard's queued Kinesis records through as fast as its limiter allows.
     fn drain_shard(&mut self, now: Instant, s: u32, slot: u32) {
+        self.expire_queued(now, s, slot);
         loop {
             let shard = &mut self.streams[s as usize].shards[slot as usize];
             let Some(head) = shard.queue.front() else {
                 shard.wake = None;
                 return;
             };
-            if has_passed(head.expiration, now) {
-                if let Some(record) = shard.queue.pop_front() {
-                    self.expire(now, s, record);
-                }
-                continue;
-            }
             match shard.limiter.try_take(now, head.wire_size()) {
                 Ok(()) => {
                     if let Some(record) = shard.queue.pop_front() {
                         self.collect(now, s, record);
                     }
                 }
-                Err(at) => {
+                Err(tokens_at) => {
+                    // Wake for the tokens, or for the first TTL in the queue if that comes sooner: a record
+                    // stuck behind a slow shard still fails at its TTL, not when the queue moves.
+                    let at = earliest(Some(tokens_at), shard.queue_expiry).unwrap_or(tokens_at);
                     // One wake-up per shard: a timer already due earlier re-evaluates then. (A timer per
                     // attempt would multiply, each stale one re-arming another: a busy loop.)
                     if shard.wake.is_none_or(|wake| wake > at) {
@@ -574,6 +578,22 @@ impl Producer {
                     return;
                 }
             }
+        }
+    }
+
+    /// Takes the Kinesis records whose earliest TTL passed out of a shard's queue, wherever they wait in it.
+    fn expire_queued(&mut self, now: Instant, s: u32, slot: u32) {
+        let shard = &mut self.streams[s as usize].shards[slot as usize];
+        if !has_passed(shard.queue_expiry, now) {
+            return;
+        }
+        let (expired, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut shard.queue)
+            .into_iter()
+            .partition(|record| has_passed(record.expiration, now));
+        shard.queue_expiry = kept.iter().fold(None, |acc, record| earliest(acc, record.expiration));
+        shard.queue = kept;
+        for record in expired {
+            self.expire(now, s, record);
         }
     }
 
@@ -676,6 +696,9 @@ impl Producer {
     // Shard map
 
     fn next_list_shards(&mut self) -> Option<Transmit> {
+        if self.drained {
+            return None;
+        }
         let s = self.streams.iter().position(|stream| matches!(stream.fetch, Fetch::Wanted { .. }))?;
         let id = self.next_request_id();
         let stream = &mut self.streams[s];

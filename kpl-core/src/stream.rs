@@ -90,6 +90,8 @@ pub(crate) struct ShardState {
     pub(crate) queue: VecDeque<KinesisRecordState>,
     /// When the limiter is due to let the queue's head through (a timer is set for it).
     pub(crate) wake: Option<Instant>,
+    /// No queued record expires before this (a lower bound; `None`: none expires).
+    pub(crate) queue_expiry: Option<Instant>,
     /// Consecutive failed responses, for the retry backoff.
     pub(crate) failures: u32,
 }
@@ -220,6 +222,7 @@ impl Stream {
                         limiter: new_limiter(),
                         queue: VecDeque::new(),
                         wake: None,
+                        queue_expiry: None,
                         failures: 0,
                     });
                     slot
