@@ -490,8 +490,10 @@ impl MockKinesis {
                     };
                 }
                 stats.entries_committed += 1;
+                stats.bytes_committed += (entry.partition_key.len() + entry.data.len()) as u64;
                 let (shard_id, sequence_number) = stream.commit(
                     shard,
+                    config.retain_committed,
                     Commit {
                         partition_key: entry.partition_key,
                         explicit_hash_key: entry.explicit_hash_key,

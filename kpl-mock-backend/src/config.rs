@@ -145,6 +145,9 @@ pub struct MockConfig {
     pub request_timeout: Duration,
     /// Faults injected.
     pub faults: Faults,
+    /// Keep every committed record (data included) for tests to read back. Off, only the counters and
+    /// sequence numbers advance: for long saturation runs that would otherwise hold gigabytes.
+    pub retain_committed: bool,
     /// The account the stream ARNs and error messages name.
     pub account_id: String,
     /// The region the stream ARNs name.
@@ -162,6 +165,7 @@ impl MockConfig {
             jitter: Duration::from_millis(10),
             request_timeout: Duration::from_secs(6),
             faults: Faults::NONE,
+            retain_committed: true,
             account_id: "123456789012".to_owned(),
             region: "us-east-1".to_owned(),
         }

@@ -47,6 +47,8 @@ pub struct MockStats {
     pub entries_received: u64,
     /// Entries written.
     pub entries_committed: u64,
+    /// Bytes written: partition keys plus data, as the shard limits count them.
+    pub bytes_committed: u64,
     /// Entries refused by a shard's write limits (`ProvisionedThroughputExceededException`).
     pub entries_throttled: u64,
     /// Faults injected.

@@ -219,11 +219,14 @@ impl Stream {
     }
 
     /// Appends a record to shard `index`; returns its shard id and sequence number.
-    pub(crate) fn commit(&mut self, index: usize, record: Commit) -> (ShardId, String) {
+    pub(crate) fn commit(&mut self, index: usize, retain: bool, record: Commit) -> (ShardId, String) {
         self.committed += 1;
         let shard = &mut self.shards[index];
         // 56 digits like real ones: "49", the shard number, then the stream's commit counter.
         let sequence_number = format!("49{index:012}{:042}", self.committed);
+        if !retain {
+            return (shard.id.clone(), sequence_number);
+        }
         shard.records.push(CommittedRecord {
             shard_id: shard.id.clone(),
             sequence_number: sequence_number.clone(),

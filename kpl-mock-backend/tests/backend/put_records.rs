@@ -280,3 +280,21 @@ fn limits_can_be_switched_off() {
     }
     assert_eq!(committed_count(&kinesis), 5000);
 }
+
+#[test]
+fn without_retention_only_counters_and_sequence_numbers_advance() {
+    let mut kinesis = kinesis(MockConfig { shard_limits: None, retain_committed: false, ..steady() }, 1);
+    let results = put_ok(&mut kinesis, epoch(), vec![entry("key", None, "data"); 3]);
+    assert_eq!(results.len(), 3);
+    assert_eq!(committed_count(&kinesis), 0);
+    assert_eq!(kinesis.stats().entries_committed, 3);
+    assert_eq!(kinesis.stats().bytes_committed, 3 * 7);
+    let sequence_numbers: Vec<_> = results
+        .iter()
+        .map(|r| match r {
+            PutRecordsResultEntry::Success { sequence_number, .. } => sequence_number.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(sequence_numbers.windows(2).all(|pair| pair[0] < pair[1]));
+}
