@@ -5,6 +5,7 @@
 
 pub mod model;
 pub mod rng;
+pub mod script;
 pub mod workload;
 
 use std::time::{Duration, Instant};
@@ -16,7 +17,8 @@ use kpl_mock_backend::{Faults, MockConfig, MockKinesis, RequestFaults, ShardLimi
 
 use model::Model;
 use rng::SimRng;
-use workload::{Action, Workload, WorkloadParams};
+use script::Script;
+use workload::{Action, Actions, Workload, WorkloadParams};
 
 const STREAM: &str = "sim-stream";
 
@@ -111,7 +113,7 @@ pub struct Sim {
     now: Instant,
     producer: Producer,
     backend: MockKinesis,
-    workload: Workload,
+    workload: Box<dyn Actions>,
     model: Model,
     mode: Mode,
     heal_at: Instant,
@@ -131,8 +133,32 @@ pub struct Sim {
 }
 
 impl Sim {
-    /// Sets up the run of `seed` in `mode`.
+    /// Sets up the run of `seed` in `mode`, driven by a seeded workload.
     pub fn new(seed: u64, mode: Mode, epoch: Instant) -> Self {
+        Self::with_actions(seed, mode, epoch, |rng, epoch| {
+            let params = WorkloadParams::draw(rng);
+            Box::new(Workload::new(SimRng::derive(seed, 2), params, StreamTarget::name(STREAM), epoch))
+        })
+    }
+
+    /// Sets up a run driven by actions decoded from `bytes` (the fuzzer's input): the first eight bytes seed
+    /// the settings and faults, the rest are the actions.
+    pub fn from_bytes(bytes: &[u8], epoch: Instant) -> Self {
+        let (head, tail) = bytes.split_at(bytes.len().min(8));
+        let mut seed = [0u8; 8];
+        seed[..head.len()].copy_from_slice(head);
+        let mode = if tail.len() % 2 == 0 { Mode::Safety } else { Mode::Liveness };
+        Self::with_actions(u64::from_le_bytes(seed), mode, epoch, |_, epoch| {
+            Box::new(Script::decode(tail, &StreamTarget::name(STREAM), epoch))
+        })
+    }
+
+    fn with_actions(
+        seed: u64,
+        mode: Mode,
+        epoch: Instant,
+        actions: impl FnOnce(&mut SimRng, Instant) -> Box<dyn Actions>,
+    ) -> Self {
         let mut rng = SimRng::new(SimRng::derive(seed, 0));
         let config = draw_config(&mut rng);
         let mut mock = MockConfig::calm();
@@ -144,8 +170,7 @@ impl Sim {
         let mut backend = MockKinesis::new(mock, SimRng::derive(seed, 1)).unwrap_or_else(|e| panic!("{e}"));
         let shards = 1 + rng.below(8) as u32;
         backend.create_stream(STREAM, shards).unwrap_or_else(|e| panic!("{e}"));
-        let params = WorkloadParams::draw(&mut rng);
-        let workload = Workload::new(SimRng::derive(seed, 2), params, StreamTarget::name(STREAM), epoch);
+        let workload = actions(&mut rng, epoch);
         let model = Model::new(&config);
         let heal_at = epoch + Duration::from_millis(rng.below(10_000));
         let mut sim = Self {
@@ -182,7 +207,7 @@ impl Sim {
 
     /// Runs to the end: the workload closes the producer, and everything must drain.
     pub fn run(mut self) -> Result<Report, String> {
-        let params = self.workload.params().clone();
+        let planned_puts = self.workload.planned_puts() as u64;
         loop {
             self.drain()?;
             let next = [self.producer.poll_timeout(), self.backend.poll_timeout(), self.workload.next_at()]
@@ -196,7 +221,7 @@ impl Sim {
             self.now = next;
             self.report.steps += 1;
             let elapsed = (self.now - self.epoch).as_secs() + 1;
-            if self.report.steps > 200 * (params.records as u64 + 1) + 2000 * elapsed {
+            if self.report.steps > 200 * (planned_puts + 1) + 2000 * elapsed {
                 return Err(format!("busy loop: {} steps in {elapsed} s", self.report.steps));
             }
             if self.mode == Mode::Liveness && self.now >= self.heal_at {
@@ -355,9 +380,9 @@ impl Sim {
     fn finish(mut self) -> Result<Report, String> {
         let _ = &self.rng;
         let Some(closed_at) = self.closed_at else { return Err("the workload never closed".into()) };
-        if !self.model.drained {
+        let Some(drained_at) = self.model.drained_at else {
             return Err(format!("no Drained: {} records outstanding", self.producer.outstanding_records()));
-        }
+        };
         // Everything is bounded by the TTL: the last record completes within it, plus a request's time.
         let config = self.producer.config();
         let bound = config.record_ttl()
@@ -365,11 +390,11 @@ impl Sim {
             + config.retry_max_backoff()
             + Duration::from_secs(1);
         let last_put = self.model.accepted.values().map(|a| a.put_at).max().unwrap_or(closed_at);
-        if self.now > last_put.max(closed_at) + bound {
+        if drained_at > last_put.max(closed_at) + bound {
             return Err(format!(
                 "drained {:?} after the last put, {:?} after close (TTL {:?}, request timeout {:?}, backoff {:?})",
-                self.now - last_put,
-                self.now - closed_at,
+                drained_at - last_put,
+                drained_at - closed_at,
                 config.record_ttl(),
                 config.request_timeout(),
                 config.retry_max_backoff()
@@ -438,6 +463,19 @@ fn event_summary(event: &Event) -> String {
         },
         other => format!("{other:?}"),
     }
+}
+
+/// Runs a simulation driven by `bytes` (see [`Sim::from_bytes`]), twice, and checks that both runs agree.
+pub fn run_bytes(bytes: &[u8]) -> Result<Report, String> {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    #[allow(clippy::disallowed_methods)]
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let first = Sim::from_bytes(bytes, epoch).run()?;
+    let second = Sim::from_bytes(bytes, epoch).run()?;
+    if first != second {
+        return Err(format!("two runs of the same input differ: {first:?} vs {second:?}"));
+    }
+    Ok(first)
 }
 
 /// Runs `seed` in `mode`, twice, and checks that both runs agree exactly.

@@ -41,8 +41,8 @@ pub struct Model {
     pub accepted: BTreeMap<RecordId, Accepted>,
     /// Every completion, by id.
     pub outcomes: BTreeMap<RecordId, RecordOutcome>,
-    /// Whether `Drained` was reported.
-    pub drained: bool,
+    /// When `Drained` was reported.
+    pub drained_at: Option<Instant>,
 }
 
 impl Model {
@@ -57,7 +57,7 @@ impl Model {
             max_record_size: config.max_record_size() as usize,
             accepted: BTreeMap::new(),
             outcomes: BTreeMap::new(),
-            drained: false,
+            drained_at: None,
         }
     }
 
@@ -164,7 +164,7 @@ impl Model {
                 if self.outcomes.len() != self.accepted.len() {
                     return Err("drained with records outstanding".into());
                 }
-                self.drained = true;
+                self.drained_at = Some(now);
             }
             _ => {}
         }

@@ -65,6 +65,16 @@ pub enum Action {
     Close,
 }
 
+/// What drives a simulation: actions over virtual time.
+pub trait Actions {
+    /// When the next action is due; `None` once closed.
+    fn next_at(&self) -> Option<Instant>;
+    /// The actions due at `now`.
+    fn take_due(&mut self, now: Instant) -> Vec<Action>;
+    /// How many puts it makes in all (bounds the steps a run may take).
+    fn planned_puts(&self) -> usize;
+}
+
 /// A seeded stream of actions over virtual time.
 #[derive(Debug)]
 pub struct Workload {
@@ -87,18 +97,35 @@ impl Workload {
         Self { rng, params, stream, next_at: Some(start), put: 0, reshard_at }
     }
 
-    /// The shape drawn for this run.
-    pub fn params(&self) -> &WorkloadParams {
-        &self.params
+    fn record(&mut self) -> UserRecord {
+        let key = if self.rng.chance(self.params.hot_key_share) {
+            "hot-key".to_owned()
+        } else {
+            format!("key-{:08}-{}", self.rng.below(self.params.key_space), "x".repeat(16))
+        };
+        // The data starts with the put's ordinal, so every copy in the stream can be traced to its record.
+        let size = 8 + self.rng.below(self.params.max_data as u64) as usize;
+        let mut data = vec![(self.put % 251) as u8; size];
+        data[..8].copy_from_slice(&(self.put as u64).to_be_bytes());
+        let mut record = UserRecord::new(self.stream.clone(), key, data);
+        if self.rng.chance(self.params.explicit_hash_key_share) {
+            let explicit = u128::from(self.rng.next_u64()) << 64 | u128::from(self.rng.next_u64());
+            record = record.with_explicit_hash_key(explicit.to_string());
+        }
+        record
     }
+}
 
-    /// When the next action is due; `None` once closed.
-    pub fn next_at(&self) -> Option<Instant> {
+impl Actions for Workload {
+    fn next_at(&self) -> Option<Instant> {
         self.next_at
     }
 
-    /// The actions due at `now`.
-    pub fn take_due(&mut self, now: Instant) -> Vec<Action> {
+    fn planned_puts(&self) -> usize {
+        self.params.records
+    }
+
+    fn take_due(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
         while let Some(at) = self.next_at.filter(|&at| at <= now) {
             if self.put == self.params.records {
@@ -126,24 +153,6 @@ impl Workload {
             self.next_at = Some(at + gap);
         }
         actions
-    }
-
-    fn record(&mut self) -> UserRecord {
-        let key = if self.rng.chance(self.params.hot_key_share) {
-            "hot-key".to_owned()
-        } else {
-            format!("key-{:08}-{}", self.rng.below(self.params.key_space), "x".repeat(16))
-        };
-        // The data starts with the put's ordinal, so every copy in the stream can be traced to its record.
-        let size = 8 + self.rng.below(self.params.max_data as u64) as usize;
-        let mut data = vec![(self.put % 251) as u8; size];
-        data[..8].copy_from_slice(&(self.put as u64).to_be_bytes());
-        let mut record = UserRecord::new(self.stream.clone(), key, data);
-        if self.rng.chance(self.params.explicit_hash_key_share) {
-            let explicit = u128::from(self.rng.next_u64()) << 64 | u128::from(self.rng.next_u64());
-            record = record.with_explicit_hash_key(explicit.to_string());
-        }
-        record
     }
 }
 
