@@ -21,9 +21,13 @@ pub fn stream() -> StreamTarget {
     StreamTarget::name("test-stream")
 }
 
-/// `count` shards splitting the key space as Kinesis does.
+/// `count` shards splitting the key space as Kinesis does: each `floor(2^128 / count)` wide, the last one
+/// reaching 2^128 − 1.
 pub fn even_shards(count: u32) -> Vec<ShardDescription> {
-    let width = u128::MAX / u128::from(count);
+    let count_wide = u128::from(count);
+    // floor(2^128 / n) without 2^128: one more than floor((2^128 − 1) / n) exactly when n divides 2^128.
+    // (For one shard that wraps to 0, unused: the only shard is the last.)
+    let width = (u128::MAX / count_wide).wrapping_add(u128::from(u128::MAX % count_wide == count_wide - 1));
     (0..count)
         .map(|i| ShardDescription {
             shard_id: ShardId::from(format!("shardId-{i:012}")),
