@@ -240,3 +240,47 @@ impl Stream {
         open
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::ids::RecordId;
+
+    fn record(id: u64, deadline: Instant, expiration: Instant) -> PendingRecord {
+        PendingRecord {
+            id: RecordId(id),
+            partition_key: format!("key-{id}"),
+            explicit_hash_key: None,
+            hash_key: 0,
+            data: Bytes::from_static(b"data"),
+            arrival: deadline,
+            deadline: Some(deadline),
+            expiration: Some(expiration),
+            attempts: Vec::new(),
+            maybe_duplicated: false,
+        }
+    }
+
+    #[test]
+    fn a_kinesis_record_inherits_the_earliest_deadline_and_expiration_of_its_records() {
+        let t0 = crate::test_epoch();
+        let ms = Duration::from_millis;
+        let limits = AggregateLimits { max_size: 51_200, max_count: 100 };
+        let mut buffer = AggBuffer::default();
+        assert!(buffer.try_add(record(0, t0 + ms(100), t0 + ms(30_000)), limits).is_ok());
+        // A retried record joins with an earlier deadline and an earlier expiration.
+        assert!(buffer.try_add(record(1, t0 + ms(50), t0 + ms(20_000)), limits).is_ok());
+        assert!(buffer.try_add(record(2, t0 + ms(150), t0 + ms(40_000)), limits).is_ok());
+        assert_eq!(buffer.deadline, Some(t0 + ms(50)));
+        let taken = buffer.take(7, Some(3)).expect("three records");
+        assert_eq!((taken.deadline, taken.expiration), (Some(t0 + ms(50)), Some(t0 + ms(20_000))));
+        assert_eq!((taken.seq, taken.slot, taken.users.len()), (7, Some(3), 3));
+        // The emptied buffer starts afresh.
+        assert_eq!(buffer.deadline, None);
+        assert!(buffer.take(8, None).is_none());
+    }
+}
