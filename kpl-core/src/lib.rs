@@ -29,7 +29,11 @@ mod time;
 pub use config::{AggregationPolicy, ConfigError, ProducerConfig, ProducerConfigBuilder, ShardMapWait};
 pub use event::Event;
 pub use ids::{RecordId, RequestId, ShardId, StreamTarget};
-pub use metrics::{MetricName, MetricSample, Stat};
+pub use metrics::{
+    MAX_WINDOW_SECONDS, Metric, MetricName, MetricSample, MetricUnit, MetricsGranularity, MetricsLevel,
+    MetricsQuery, MetricsQueryError, MetricsRollup, MetricsWindow, PENDING_SAMPLE_PERIOD, RETENTION_SECONDS,
+    Stat,
+};
 pub use producer::Producer;
 pub use properties::{LoadedProperties, NON_CORE_KPL_KEYS};
 pub use record::{

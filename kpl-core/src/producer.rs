@@ -10,7 +10,10 @@ use crate::event::Event;
 use crate::ids::{RecordId, RequestId, ShardId, StreamTarget};
 use crate::limiter::ShardLimiter;
 use crate::map::DetMap;
-use crate::metrics::{self, Dimensions, MetricName, MetricSample, Metrics, Stat};
+use crate::metrics::{
+    self, Dimensions, Metric, MetricName, MetricSample, Metrics, MetricsGranularity, MetricsQuery,
+    MetricsQueryError, MetricsRollup, Series, Span, Stat,
+};
 use crate::oldest::OldestTracker;
 use crate::pending::{KinesisRecordState, PendingRecord};
 use crate::record::{
@@ -53,6 +56,9 @@ enum Timer {
     /// Held records may have expired.
     Held(u32),
 }
+
+/// A node of a metric's dimension tree: name, error code, stream index, shard slot.
+type NodeKey<'a> = (MetricName, Option<&'a str>, Option<u32>, Option<u32>);
 
 /// A request the adapter holds.
 #[derive(Debug)]
@@ -179,33 +185,98 @@ impl Producer {
     }
 
     /// The KPL's metrics so far, cumulative, each at its finest granularity (shard where the KPL has one,
-    /// else stream). Sum samples for the stream and global views. `UserRecordsPending` is not here: sample
-    /// [`outstanding_records`](Self::outstanding_records).
+    /// else stream). [`metrics_query`](Self::metrics_query) gives windows and the stream and global views.
     pub fn metrics(&self) -> Vec<MetricSample> {
         let mut samples = Vec::new();
-        for stream in &self.streams {
-            let count = stream.user_records_received;
-            if count > 0 {
+        self.each_series(|name, stream, slot, code, series| {
+            let stat = series.stat(&Span::Cumulative);
+            if stat.count > 0 {
+                let stream = &self.streams[stream as usize];
                 samples.push(MetricSample {
-                    name: MetricName::UserRecordsReceived,
+                    name,
                     stream: stream.target.clone(),
-                    shard_id: None,
-                    error_code: None,
-                    stat: Stat { count, sum: count as f64, min: 1.0, max: 1.0 },
+                    shard_id: slot.map(|slot| stream.shards[slot as usize].id.clone()),
+                    error_code: code.map(str::to_owned),
+                    stat,
                 });
             }
-        }
-        for (name, dimensions, stat) in self.metrics.iter() {
-            let stream = &self.streams[dimensions.stream as usize];
-            samples.push(MetricSample {
-                name,
-                stream: stream.target.clone(),
-                shard_id: dimensions.slot.map(|slot| stream.shards[slot as usize].id.clone()),
-                error_code: dimensions.error_code.clone(),
-                stat: *stat,
-            });
-        }
+        });
         samples
+    }
+
+    /// The KPL's metrics over `query.window` (cumulative, the last 1 to 60 seconds, or given seconds of
+    /// [`metrics_second`](Self::metrics_second)), summed up the dimension tree (shard, stream, global) to
+    /// `query.granularity`, as the KPL's `getMetrics(name, windowSeconds)`. Nodes with no observation in the
+    /// window are left out. A getter: `now` only places the window (it changes nothing).
+    pub fn metrics_query(
+        &self,
+        now: Instant,
+        query: &MetricsQuery,
+    ) -> Result<Vec<Metric>, MetricsQueryError> {
+        let span = Span::resolve(query.window, self.metrics_second(now))?;
+        let shard_level = query.granularity == MetricsGranularity::Shard;
+        let stream_level = query.granularity >= MetricsGranularity::Stream;
+        // `None`s sort first, so coarser nodes come first.
+        let mut nodes: BTreeMap<NodeKey<'_>, Stat> = BTreeMap::new();
+        self.each_series(|name, stream, slot, code, series| {
+            if query.name.is_some_and(|wanted| wanted != name) {
+                return;
+            }
+            let stat = series.stat(&span);
+            if stat.count == 0 {
+                return;
+            }
+            let stream = stream_level.then_some(stream);
+            let slot = slot.filter(|_| shard_level);
+            let mut add = |key| nodes.entry(key).or_default().merge(&stat);
+            match query.rollup {
+                MetricsRollup::Leaves => add((name, code, stream, slot)),
+                MetricsRollup::Tree => {
+                    add((name, None, None, None));
+                    if code.is_some() {
+                        add((name, code, None, None));
+                    }
+                    if stream.is_some() {
+                        add((name, code, stream, None));
+                        if slot.is_some() {
+                            add((name, code, stream, slot));
+                        }
+                    }
+                }
+            }
+        });
+        Ok(nodes
+            .into_iter()
+            .map(|((name, code, stream, slot), stat)| {
+                let stream = stream.map(|s| &self.streams[s as usize]);
+                Metric {
+                    name,
+                    error_code: code.map(str::to_owned),
+                    stream: stream.map(|stream| stream.target.clone()),
+                    shard_id: stream.zip(slot).map(|(stream, slot)| stream.shards[slot as usize].id.clone()),
+                    stat,
+                }
+            })
+            .collect())
+    }
+
+    /// The second of the producer's clock that `now` falls in: whole seconds since the first `now` it was
+    /// given (its metrics' one-second buckets; see [`MetricsWindow::Seconds`](crate::MetricsWindow)).
+    pub fn metrics_second(&self, now: Instant) -> u64 {
+        self.metrics.second_of(now)
+    }
+
+    /// Calls `f` with every metric series at its finest dimensions: stream index, shard slot, error code.
+    fn each_series<'a>(
+        &'a self,
+        mut f: impl FnMut(MetricName, u32, Option<u32>, Option<&'a str>, &'a Series),
+    ) {
+        for (index, stream) in self.streams.iter().enumerate() {
+            f(MetricName::UserRecordsReceived, index as u32, None, None, &stream.user_records_received);
+        }
+        for (name, dimensions, series) in self.metrics.iter() {
+            f(name, dimensions.stream, dimensions.slot, dimensions.error_code.as_deref(), series);
+        }
     }
 
     /// Whether `close` was called.
@@ -254,7 +325,10 @@ impl Producer {
         self.outstanding_bytes += cost;
         self.oldest.push(id, now);
         self.stats.user_records_received += 1;
-        self.streams[stream as usize].user_records_received += 1;
+        let second = self.metrics.second();
+        let counted = &mut self.streams[stream as usize];
+        counted.user_records_received.observe(second, 1.0);
+        counted.pending += 1;
         self.route(now, stream, pending);
         Ok(id)
     }
@@ -432,6 +506,19 @@ impl Producer {
     fn clock(&mut self, now: Instant) -> Instant {
         let now = self.last_now.map_or(now, |last| last.max(now));
         self.last_now = Some(now);
+        if let Some(ticks) = self.metrics.advance(now) {
+            // Nothing changed between the previous call and this one: what is outstanding now was
+            // outstanding at each of these ticks.
+            for (index, stream) in self.streams.iter().enumerate() {
+                let dimensions = dims(index as u32, None, None);
+                self.metrics.sample(
+                    MetricName::UserRecordsPending,
+                    dimensions,
+                    stream.pending as f64,
+                    ticks.clone(),
+                );
+            }
+        }
         now
     }
 
@@ -1056,7 +1143,9 @@ impl Producer {
     fn complete(&mut self, s: u32, id: RecordId, cost: usize, result: Result<RecordReceipt, RecordFailure>) {
         self.outstanding_bytes -= cost;
         self.oldest.complete(id);
-        let stream = self.streams[s as usize].target.clone();
+        let stream = &mut self.streams[s as usize];
+        stream.pending -= 1;
+        let stream = stream.target.clone();
         self.events.push_back(Event::RecordCompleted(RecordOutcome { id, stream, result }));
         if self.backpressured
             && (self.oldest.len() as u64) < self.config.max_outstanding_records()

@@ -9,6 +9,7 @@ use kpl_deagg::{AggregateBuilder, AggregateFull, AggregateLimits};
 use crate::ids::{ShardId, StreamTarget};
 use crate::limiter::ShardLimiter;
 use crate::map::DetMap;
+use crate::metrics::Series;
 use crate::pending::{KinesisRecordState, PendingRecord};
 use crate::request::ShardDescription;
 use crate::shard_map::ShardMap;
@@ -172,8 +173,11 @@ pub(crate) struct Stream {
     pub(crate) flush_through: u64,
     /// Consecutive failures of records with no predicted shard, for their retry backoff.
     pub(crate) unpredicted_failures: u32,
-    /// Records accepted for the stream (`UserRecordsReceived`), counted here since it is per put.
-    pub(crate) user_records_received: u64,
+    /// Records accepted for the stream (`UserRecordsReceived`), counted here since it is per put: no map
+    /// lookup on the hot path.
+    pub(crate) user_records_received: Series,
+    /// Records accepted for the stream and not completed (sampled as `UserRecordsPending`).
+    pub(crate) pending: u64,
 }
 
 impl Stream {
@@ -191,7 +195,8 @@ impl Stream {
             collector: Collector::default(),
             flush_through: 0,
             unpredicted_failures: 0,
-            user_records_received: 0,
+            user_records_received: Series::default(),
+            pending: 0,
         }
     }
 
