@@ -26,6 +26,20 @@
 //! `max_connections` PutRecords at once (the core's cap), each bounded by `request_timeout`, which is
 //! reported as an ambiguous [`RequestErrorKind::Timeout`]. Retries, backoff and throttling decisions are the
 //! core's: backends never retry.
+//!
+//! # Features
+//!
+//! - `aws` (default): [`AwsBackend`], on aws-sdk-kinesis and aws-config. Without it the crate has no AWS
+//!   dependency; the mock backend and [`Backend`]s of your own still work.
+//! - `async-std`: `AsyncStdRuntime`, a [`Runtime`] to run the driver on async-std (with a backend that
+//!   does not need tokio: the SDK's HTTP client does).
+//!
+//! # Lifecycle
+//!
+//! [`KinesisProducer::shutdown`] stops accepting records, flushes, and waits for every outstanding record,
+//! failing the rest with [`DeliveryError::ShutdownTimedOut`] when its timeout passes. Dropping the last
+//! handle instead closes gracefully: the driver keeps running until every record completed (bounded by
+//! `record_ttl` plus `request_timeout`) and every [`RecordFuture`] resolves with its real result.
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "aws")]

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Instant;
 
 /// An async runtime the producer's driver runs on, as quinn's `Runtime`: the clock, timers and task
-/// spawning, nothing else. [`TokioRuntime`] is the default; [`AsyncStdRuntime`](crate::AsyncStdRuntime)
+/// spawning, nothing else. [`TokioRuntime`] is the default; `AsyncStdRuntime`
 /// (feature `async-std`) is the other one shipped.
 ///
 /// The clock must be the runtime's own, so that a paused or simulated clock (tokio's `start_paused`) drives
