@@ -48,6 +48,7 @@ mod backend;
 mod blocking;
 mod driver;
 mod error;
+mod metrics;
 mod mock;
 mod producer;
 mod runtime;
@@ -59,10 +60,16 @@ pub use backend::Backend;
 pub use blocking::{BlockingProducer, BlockingRecord};
 pub use error::{DeliveryError, ShutdownError, SpawnError};
 pub use kpl_core::{
-    AggregationPolicy, Attempt, AttemptError, MetricSample, ProducerConfig, ProducerStats, PutError,
-    RecordError, RecordFailure, RecordReceipt, RequestError, RequestErrorKind, ShardId, ShardMapWait,
-    StreamTarget, UserRecord,
+    AggregationPolicy, Attempt, AttemptError, Metric, MetricName, MetricSample, MetricUnit,
+    MetricsGranularity, MetricsLevel, MetricsQuery, MetricsQueryError, MetricsRollup, MetricsWindow,
+    ProducerConfig, ProducerStats, PutError, RecordError, RecordFailure, RecordReceipt, RequestError,
+    RequestErrorKind, ShardId, ShardMapWait, Stat, StreamTarget, UserRecord,
 };
+#[cfg(feature = "cloudwatch")]
+pub use metrics::{CloudWatchUploader, UploadStats, UploaderHandle};
+#[cfg(feature = "metrics-facade")]
+pub use metrics::{ExporterHandle, FacadeSnapshot, MetricsExporter};
+pub use metrics::{ExtraDimension, MetricsConfig, MetricsConfigError, MetricsError};
 pub use mock::MockBackend;
 pub use producer::{KinesisProducer, ProducerBuilder, RecordFuture};
 #[cfg(feature = "async-std")]

@@ -36,6 +36,20 @@ pub struct KinesisProducer {
     handle: Arc<Handle>,
 }
 
+/// A handle that does not keep the producer open (for its metrics readers): dropping the last
+/// [`KinesisProducer`] still closes it.
+#[derive(Debug, Clone)]
+pub(crate) struct WeakProducer {
+    handle: std::sync::Weak<Handle>,
+}
+
+impl WeakProducer {
+    /// The producer, while any handle to it exists.
+    pub(crate) fn upgrade(&self) -> Option<KinesisProducer> {
+        self.handle.upgrade().map(|handle| KinesisProducer { handle })
+    }
+}
+
 /// One per producer, shared by its clones: when the last clone drops, the driver is told.
 struct Handle {
     shared: Arc<Shared>,
@@ -106,6 +120,11 @@ impl KinesisProducer {
 
     fn shared(&self) -> &Shared {
         &self.handle.shared
+    }
+
+    /// A handle that does not keep the producer open.
+    pub(crate) fn downgrade(&self) -> WeakProducer {
+        WeakProducer { handle: Arc::downgrade(&self.handle) }
     }
 
     /// The settings.
@@ -196,7 +215,7 @@ impl KinesisProducer {
     }
 
     /// Runs `read` on the driver's core, after the commands sent before it.
-    async fn inspect<T: Send + 'static>(
+    pub(crate) async fn inspect<T: Send + 'static>(
         &self,
         read: impl FnOnce(&Producer, std::time::Instant) -> T + Send + 'static,
     ) -> Option<T> {
