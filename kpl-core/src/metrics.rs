@@ -9,7 +9,8 @@
 //! records every 200 ms. Outstanding counts only change inside calls, and every call first advances the
 //! clock, so when a call moves the clock past one or more 200 ms ticks (counted from the first `now` the
 //! producer saw) the count in force at each of those ticks is the one before the call: the samples are
-//! recorded then, exactly as a 200 ms timer would have taken them, and a quiet producer stays quiet.
+//! recorded then, exactly as a 200 ms timer would have taken them, and a quiet producer stays quiet. A query
+//! (a getter) counts the ticks due since the last call with the same rule, so it is exact at any `now`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
@@ -376,6 +377,18 @@ pub(crate) enum Span {
 }
 
 impl Span {
+    /// `count` samples of `value` at those of `ticks` that fall in the span.
+    pub(crate) fn samples(&self, value: f64, ticks: Range<u64>) -> Stat {
+        let ticks = match self {
+            Span::Cumulative => ticks,
+            Span::Seconds(seconds) => {
+                let start = ticks.start.max(seconds.start.saturating_mul(SAMPLES_PER_SECOND));
+                start..ticks.end.min(seconds.end.saturating_mul(SAMPLES_PER_SECOND)).max(start)
+            }
+        };
+        if ticks.is_empty() { Stat::default() } else { Stat::repeated(value, ticks.end - ticks.start) }
+    }
+
     pub(crate) fn resolve(window: MetricsWindow, current: u64) -> Result<Self, MetricsQueryError> {
         Ok(match window {
             MetricsWindow::Cumulative => Self::Cumulative,
@@ -436,7 +449,7 @@ impl Series {
     }
 
     /// Adds `value` once per 200 ms tick in `ticks` (tick `i` is `i × 200 ms` after the epoch).
-    fn sample(&mut self, value: f64, ticks: Range<u64>) {
+    pub(crate) fn sample(&mut self, value: f64, ticks: Range<u64>) {
         // Ticks too old for a bucket only count in the total.
         let kept_from =
             (ticks.end / SAMPLES_PER_SECOND).saturating_sub(RETENTION_SECONDS) * SAMPLES_PER_SECOND;
@@ -513,9 +526,14 @@ impl Metrics {
         self.series.entry((name, dimensions)).or_default().observe(second, value);
     }
 
-    /// Records `value` as sampled at each of `ticks`.
-    pub(crate) fn sample(&mut self, name: MetricName, dimensions: Dimensions, value: f64, ticks: Range<u64>) {
-        self.series.entry((name, dimensions)).or_default().sample(value, ticks);
+    /// The pending-sample ticks from the last call up to `now`, not taken yet: a query at `now` counts them
+    /// with the outstanding records of the last call (unchanged since), so that it is exact without
+    /// waiting for the next call.
+    pub(crate) fn ticks_due(&self, now: Instant) -> Range<u64> {
+        let Some(epoch) = self.epoch else { return 0..0 };
+        let elapsed = now.saturating_duration_since(epoch);
+        let last = u64::try_from(elapsed.as_nanos() / PENDING_SAMPLE_PERIOD.as_nanos()).unwrap_or(u64::MAX);
+        self.next_tick..last.saturating_add(1).max(self.next_tick)
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (MetricName, &Dimensions, &Series)> {

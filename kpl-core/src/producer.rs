@@ -188,8 +188,12 @@ impl Producer {
     /// else stream). [`metrics_query`](Self::metrics_query) gives windows and the stream and global views.
     pub fn metrics(&self) -> Vec<MetricSample> {
         let mut samples = Vec::new();
+        let now = self.last_now;
         self.each_series(|name, stream, slot, code, series| {
-            let stat = series.stat(&Span::Cumulative);
+            let stat = match now {
+                Some(now) => self.series_stat(name, stream, series, &Span::Cumulative, now),
+                None => series.stat(&Span::Cumulative),
+            };
             if stat.count > 0 {
                 let stream = &self.streams[stream as usize];
                 samples.push(MetricSample {
@@ -222,7 +226,7 @@ impl Producer {
             if query.name.is_some_and(|wanted| wanted != name) {
                 return;
             }
-            let stat = series.stat(&span);
+            let stat = self.series_stat(name, stream, series, &span, now);
             if stat.count == 0 {
                 return;
             }
@@ -266,6 +270,17 @@ impl Producer {
         self.metrics.second_of(now)
     }
 
+    /// A series' observations in `span`; for `UserRecordsPending`, with the samples due by `now` and not
+    /// taken yet (nothing changed since the last call, so they are known).
+    fn series_stat(&self, name: MetricName, stream: u32, series: &Series, span: &Span, now: Instant) -> Stat {
+        let mut stat = series.stat(span);
+        if name == MetricName::UserRecordsPending {
+            let pending = self.streams[stream as usize].pending as f64;
+            stat.merge(&span.samples(pending, self.metrics.ticks_due(now)));
+        }
+        stat
+    }
+
     /// Calls `f` with every metric series at its finest dimensions: stream index, shard slot, error code.
     fn each_series<'a>(
         &'a self,
@@ -273,6 +288,7 @@ impl Producer {
     ) {
         for (index, stream) in self.streams.iter().enumerate() {
             f(MetricName::UserRecordsReceived, index as u32, None, None, &stream.user_records_received);
+            f(MetricName::UserRecordsPending, index as u32, None, None, &stream.pending_samples);
         }
         for (name, dimensions, series) in self.metrics.iter() {
             f(name, dimensions.stream, dimensions.slot, dimensions.error_code.as_deref(), series);
@@ -509,14 +525,8 @@ impl Producer {
         if let Some(ticks) = self.metrics.advance(now) {
             // Nothing changed between the previous call and this one: what is outstanding now was
             // outstanding at each of these ticks.
-            for (index, stream) in self.streams.iter().enumerate() {
-                let dimensions = dims(index as u32, None, None);
-                self.metrics.sample(
-                    MetricName::UserRecordsPending,
-                    dimensions,
-                    stream.pending as f64,
-                    ticks.clone(),
-                );
+            for stream in &mut self.streams {
+                stream.pending_samples.sample(stream.pending as f64, ticks.clone());
             }
         }
         now

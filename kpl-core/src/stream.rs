@@ -176,8 +176,10 @@ pub(crate) struct Stream {
     /// Records accepted for the stream (`UserRecordsReceived`), counted here since it is per put: no map
     /// lookup on the hot path.
     pub(crate) user_records_received: Series,
-    /// Records accepted for the stream and not completed (sampled as `UserRecordsPending`).
+    /// Records accepted for the stream and not completed.
     pub(crate) pending: u64,
+    /// Samples of `pending` every 200 ms (`UserRecordsPending`), kept here like `user_records_received`.
+    pub(crate) pending_samples: Series,
 }
 
 impl Stream {
@@ -197,6 +199,7 @@ impl Stream {
             unpredicted_failures: 0,
             user_records_received: Series::default(),
             pending: 0,
+            pending_samples: Series::default(),
         }
     }
 
