@@ -1,0 +1,239 @@
+//! `kpl bench`, `kpl deagg` and argument errors, run as processes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+/// Runs `kpl args...` with `stdin`.
+fn kpl(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kpl"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kpl");
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    // Written from a thread: kpl may fill its output pipes before it reads everything.
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    output
+}
+
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap()
+}
+
+/// Asserts `kpl` failed with `code` and said why in one line, `kpl: ...` containing `expected`.
+fn assert_one_line_error(output: &Output, code: i32, expected: &str) {
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr:?}");
+    assert!(stderr.starts_with("kpl: ") && stderr.contains(expected), "{stderr:?} lacks {expected:?}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("Error {"), "{stderr:?}");
+}
+
+#[test]
+fn bench_reports_a_sane_summary_as_json() {
+    for extra in [
+        &[][..],
+        &["--keys", "explicit", "--aggregation", "off", "--shard-limits", "off", "--concurrency", "1"],
+    ] {
+        let mut args = vec!["bench", "--records", "2000", "--json"];
+        args.extend(extra);
+        let output = kpl(&args, b"");
+        assert!(output.status.success(), "{args:?}: {}", text(&output.stderr));
+        let report: Value = serde_json::from_slice(&output.stdout).expect("the summary is JSON");
+        let number = |field: &str| report[field].as_f64().unwrap_or_else(|| panic!("no {field}: {report}"));
+        assert_eq!(report["records"], 2000);
+        assert_eq!(report["failed"], 0);
+        assert!(number("records_per_second") > 0.0, "{report}");
+        assert!(number("megabytes_per_second") > 0.0, "{report}");
+        assert!(number("requests") >= 1.0 && number("kinesis_records_per_request") >= 1.0, "{report}");
+        let per_kinesis_record = number("user_records_per_kinesis_record");
+        if extra.is_empty() {
+            assert!(per_kinesis_record > 1.0, "aggregation is on: {report}");
+        } else {
+            assert_eq!(per_kinesis_record, 1.0, "aggregation is off: {report}");
+        }
+        let latency = &report["latency_ms"];
+        let (p50, p99, max) = (
+            latency["p50"].as_f64().unwrap(),
+            latency["p99"].as_f64().unwrap(),
+            latency["max"].as_f64().unwrap(),
+        );
+        assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{latency}");
+        assert!(report["peak_memory_bytes"].as_u64().unwrap() > 0, "{report}");
+    }
+}
+
+#[test]
+fn bench_prints_a_text_summary() {
+    let output = kpl(&["bench", "--records", "500", "--keys", "hot", "--shards", "2"], b"");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let summary = text(&output.stdout);
+    for expected in
+        ["500 records of 100 bytes, hot keys, 2 shards", "user records/s", "p50", "p99", "peak memory"]
+    {
+        assert!(summary.contains(expected), "{summary} lacks {expected:?}");
+    }
+}
+
+fn golden(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/golden").join(format!("{name}.hex"));
+    let hex = std::fs::read_to_string(&path).unwrap();
+    let hex = hex.trim().as_bytes();
+    let digit = |c: u8| (c as char).to_digit(16).unwrap() as u8;
+    hex.chunks_exact(2).map(|pair| digit(pair[0]) << 4 | digit(pair[1])).collect()
+}
+
+const SEQUENCE_NUMBER: &str = "49590338271490256608559692538361571095921575989136588898";
+
+/// What `aws kinesis get-records` prints for a shard holding `blob`, with the outer keys the KPL uses.
+fn get_records_json(blob: &[u8]) -> Vec<u8> {
+    let page = json!({
+        "Records": [{
+            "SequenceNumber": SEQUENCE_NUMBER,
+            "ApproximateArrivalTimestamp": "2024-05-01T12:00:00.000000+00:00",
+            "Data": STANDARD.encode(blob),
+            "PartitionKey": "a",
+        }],
+        "NextShardIterator": "AAAA",
+        "MillisBehindLatest": 0,
+    });
+    page.to_string().into_bytes()
+}
+
+fn lines(stdout: &[u8]) -> Vec<Value> {
+    text(stdout).lines().map(|line| serde_json::from_str(line).expect("each line is JSON")).collect()
+}
+
+fn user(sub: u64, partition_key: &str, explicit_hash_key: Option<String>, data: Value) -> Value {
+    json!({
+        "sequence_number": SEQUENCE_NUMBER,
+        "sub_sequence_number": sub,
+        "partition_key": partition_key,
+        "explicit_hash_key": explicit_hash_key,
+        "aggregated": true,
+        "data": data,
+    })
+}
+
+#[test]
+fn deagg_prints_the_user_records_of_golden_aggregates() {
+    // The inputs of tests/golden/explicit_hash_keys.hex (see kpl-tests' golden_vectors.rs).
+    let output = kpl(&["deagg", "--utf8"], &get_records_json(&golden("explicit_hash_keys")));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let max = u128::MAX.to_string();
+    let half = (1u128 << 127).to_string();
+    let expected = [
+        ("e1", Some("0"), "zero"),
+        ("e2", Some(max.as_str()), "max"),
+        ("e3", Some(half.as_str()), "half"),
+        ("e4", Some("0"), "zero again"),
+        ("e5", None, "none"),
+        ("e6", Some(max.as_str()), "max again"),
+    ];
+    let expected: Vec<Value> = expected
+        .iter()
+        .enumerate()
+        .map(|(i, (key, ehk, data))| user(i as u64, key, ehk.map(str::to_owned), json!(data)))
+        .collect();
+    assert_eq!(lines(&output.stdout), expected);
+
+    // 300 records in two-byte table indices, data as base64.
+    let output = kpl(&["deagg"], &get_records_json(&golden("hundreds_of_records")));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let expected: Vec<Value> = (0..300u32)
+        .map(|i| {
+            let key = format!("pk-{:04}", i % 150);
+            let ehk = (i % 3 != 0).then(|| (u128::from(i) * 1_000_003 + (1 << 100)).to_string());
+            let data: Vec<u8> =
+                (0..(i % 50) as usize).map(|j| (j as u8).wrapping_mul(31).wrapping_add(i as u8)).collect();
+            user(u64::from(i), &key, ehk, json!(STANDARD.encode(data)))
+        })
+        .collect();
+    assert_eq!(lines(&output.stdout), expected);
+}
+
+#[test]
+fn deagg_reads_raw_records_and_filters_and_checks_like_the_kcl() {
+    let blob = golden("one_record_with_explicit_hash_key");
+    let output = kpl(&["deagg", "--raw"], &blob);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let mut expected = user(0, "only", Some("42".to_owned()), json!(""));
+    expected["sequence_number"] = Value::Null;
+    assert_eq!(lines(&output.stdout), [expected]);
+
+    // Hash keys 0 and 2^128-1 are outside 1..100: the KCL drops the aggregate, which is no error.
+    let output = kpl(&["deagg", "--hash-range", "1..100"], &get_records_json(&golden("explicit_hash_keys")));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(output.stdout.is_empty());
+    assert!(
+        text(&output.stderr).contains(&format!("record {SEQUENCE_NUMBER}: ")),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // A broken digest: passed on unchanged as the KCL does, an error with --strict.
+    let mut broken = golden("distinct_keys");
+    *broken.last_mut().unwrap() ^= 1;
+    let output = kpl(&["deagg"], &get_records_json(&broken));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let delivered = lines(&output.stdout);
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0]["aggregated"], false);
+    assert_eq!(delivered[0]["data"], STANDARD.encode(&broken));
+    let output = kpl(&["deagg", "--strict"], &get_records_json(&broken));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr: Vec<&str> = text(&output.stderr).lines().collect();
+    assert!(stderr[0].starts_with(&format!("record {SEQUENCE_NUMBER}: ")), "{stderr:?}");
+    assert_eq!(stderr[1..], ["kpl: 1 Kinesis records could not be deaggregated"]);
+}
+
+#[test]
+fn errors_are_one_line_with_exit_code_1_or_2_for_usage() {
+    assert_one_line_error(&kpl(&["bench", "--records", "many"], b""), 2, "invalid value 'many'");
+    assert_one_line_error(&kpl(&["bench", "--shards", "0"], b""), 2, "--shards");
+    assert_one_line_error(&kpl(&["bench", "--hot-share", "2"], b""), 2, "not a share between 0 and 1");
+    assert_one_line_error(&kpl(&["produce"], b""), 2, "--stream");
+    assert_one_line_error(
+        &kpl(&["produce", "--stream", "s", "--key", "k", "--key-field", "f"], b""),
+        2,
+        "cannot be used with",
+    );
+    assert_one_line_error(&kpl(&["deagg", "--hash-range", "9..1"], b""), 2, "9 is after 1");
+    assert_one_line_error(&kpl(&["launch"], b""), 2, "unrecognized subcommand");
+    assert_one_line_error(&kpl(&["deagg"], b"{\"Records\": 3}"), 1, "the input is not get-records JSON");
+    assert_one_line_error(&kpl(&["deagg", "--utf8"], &get_records_json(&[0xff, 0xfe])), 1, "is not UTF-8");
+    assert_one_line_error(
+        &kpl(&["deagg", "/nonexistent/records.json"], b""),
+        1,
+        "cannot read /nonexistent/records.json",
+    );
+    let config = std::env::temp_dir().join(format!("kpl-cli-test-{}.properties", std::process::id()));
+    std::fs::write(&config, "RecordTtl = 10\n").unwrap();
+    let output = kpl(
+        &["produce", "--stream", "s", "--region", "us-east-1", "--config", config.to_str().unwrap()],
+        b"",
+    );
+    std::fs::remove_file(&config).unwrap();
+    assert_one_line_error(&output, 1, "RecordTtl");
+
+    let help = kpl(&["--help"], b"");
+    assert!(help.status.success());
+    assert!(text(&help.stdout).contains("Examples:"));
+    for command in ["bench", "produce", "deagg"] {
+        let help = kpl(&[command, "--help"], b"");
+        assert!(help.status.success() && text(&help.stdout).contains("Examples:"), "{command}");
+    }
+}

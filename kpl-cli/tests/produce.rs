@@ -1,0 +1,197 @@
+//! `kpl produce` as a process against kinesalite, read back with GetRecords and deaggregated. The server
+//! comes from kpl-tokio's test harness (`kpl-tokio/tests/support/kinesalite.rs`, included by path: it
+//! installs kinesalite from npm into `target/kinesalite` on first use and needs only the standard library).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[allow(dead_code, clippy::expect_used)]
+#[path = "../../kpl-tokio/tests/support/kinesalite.rs"]
+mod kinesalite;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
+use kinesalite::Kinesalite;
+use kpl_deagg::{Deaggregator, Mode, ReceivedRecord};
+
+fn client(server: &Kinesalite) -> Client {
+    let config = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "static"))
+        .endpoint_url(server.endpoint())
+        .build();
+    Client::from_conf(config)
+}
+
+async fn create_stream(server: &Kinesalite, name: &str, shards: i32) {
+    let client = client(server);
+    client.create_stream().stream_name(name).shard_count(shards).send().await.unwrap();
+    for _ in 0..200 {
+        let summary = client.describe_stream_summary().stream_name(name).send().await.unwrap();
+        if summary.stream_description_summary().map(|s| s.stream_status()) == Some(&StreamStatus::Active) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("stream {name} did not become active");
+}
+
+/// Runs `kpl produce --region us-east-1 --endpoint-url <server> args...` with `stdin`, with test
+/// credentials and no other AWS configuration from the machine.
+fn produce(server: &Kinesalite, args: &[&str], stdin: Vec<u8>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kpl"))
+        .args(["produce", "--region", "us-east-1", "--endpoint-url", server.endpoint()])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/kpl-cli-test/config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/kpl-cli-test/credentials")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kpl");
+    let mut input = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    output
+}
+
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap()
+}
+
+/// Every user record in the stream, as a KCL consumer of each shard reads it: (partition key, data), sorted.
+async fn stream_contents(server: &Kinesalite, stream: &str) -> Vec<(String, Vec<u8>)> {
+    let client = client(server);
+    let listing = client.list_shards().stream_name(stream).send().await.unwrap();
+    let mut users = Vec::new();
+    for shard in listing.shards() {
+        let range = shard.hash_key_range().unwrap();
+        let range = range.starting_hash_key().parse().unwrap()..=range.ending_hash_key().parse().unwrap();
+        let mut iterator = client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator()
+            .map(str::to_owned);
+        let mut records = Vec::new();
+        while let Some(current) = iterator {
+            let page = client.get_records().shard_iterator(current).send().await.unwrap();
+            records.extend(page.records().iter().map(|record| ReceivedRecord {
+                data: bytes::Bytes::copy_from_slice(record.data().as_ref()),
+                partition_key: record.partition_key().unwrap_or_default().to_owned(),
+                explicit_hash_key: None,
+                sequence_number: record.sequence_number().to_owned(),
+            }));
+            iterator =
+                (!page.records().is_empty()).then(|| page.next_shard_iterator().map(str::to_owned)).flatten();
+        }
+        let batch = Deaggregator::new(Mode::Strict).with_hash_range(range).deaggregate_all(records);
+        assert!(batch.rejected.is_empty(), "{}: {:?}", shard.shard_id(), batch.rejected);
+        users.extend(
+            batch.records.into_iter().map(|user| (user.partition_key.to_string(), user.data.to_vec())),
+        );
+    }
+    users.sort();
+    users
+}
+
+#[tokio::test]
+async fn every_line_reaches_the_stream_keyed_by_its_json_field() {
+    let server = Kinesalite::start();
+    create_stream(&server, "lines", 3).await;
+    let n = 2_000;
+    let input: String = (0..n).map(|i| format!("{{\"user\":\"user-{}\",\"n\":{i}}}\r\n", i % 37)).collect();
+    let output = produce(&server, &["--stream", "lines", "--key-field", "user"], input.into_bytes());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout).lines().next().unwrap_or_default().split(' ').next(), Some("2000"));
+
+    let users = stream_contents(&server, "lines").await;
+    let mut expected: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            (format!("user-{}", i % 37), format!("{{\"user\":\"user-{}\",\"n\":{i}}}", i % 37).into_bytes())
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(users.len(), expected.len());
+    assert!(users == expected, "the stream does not hold exactly the lines put");
+}
+
+#[tokio::test]
+async fn length_delimited_binary_records_keep_every_byte() {
+    let server = Kinesalite::start();
+    create_stream(&server, "frames", 2).await;
+    let records: Vec<Vec<u8>> =
+        (0..500u32).map(|i| (0..i % 300).map(|j| (i.wrapping_mul(7) + j) as u8).collect()).collect();
+    let mut input = Vec::new();
+    for record in &records {
+        input.extend(u32::try_from(record.len()).unwrap().to_be_bytes());
+        input.extend(record);
+    }
+    let output = produce(&server, &["--stream", "frames", "--framing", "length"], input);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    let users = stream_contents(&server, "frames").await;
+    // Random partition keys: spread over keys, each record under its own.
+    let keys: BTreeMap<&str, usize> = users.iter().fold(BTreeMap::new(), |mut keys, (key, _)| {
+        *keys.entry(key.as_str()).or_default() += 1;
+        keys
+    });
+    assert_eq!(keys.len(), records.len());
+    let mut data: Vec<Vec<u8>> = users.into_iter().map(|(_, data)| data).collect();
+    let mut expected = records;
+    data.sort();
+    expected.sort();
+    assert!(data == expected, "the stream does not hold exactly the records put");
+}
+
+#[tokio::test]
+async fn failed_records_are_reported_one_line_each_and_fail_the_run() {
+    let server = Kinesalite::start();
+    create_stream(&server, "mixed", 1).await;
+
+    // Record 2 is over 1 MiB: refused, the others written.
+    let big = "x".repeat(1024 * 1024 + 10);
+    let input = format!("first\n{big}\nthird\n");
+    let output = produce(&server, &["--stream", "mixed", "--key", "k"], input.into_bytes());
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stderr: Vec<&str> = text(&output.stderr).lines().collect();
+    assert_eq!(
+        stderr,
+        ["record 2: record of 1048587 bytes is over the 1048576 byte limit", "kpl: 1 of 3 records failed"]
+    );
+    let users = stream_contents(&server, "mixed").await;
+    assert_eq!(users, [("k".to_owned(), b"first".to_vec()), ("k".to_owned(), b"third".to_vec())]);
+
+    // A stream that does not exist: every record fails, with Kinesis's reason. The settings file is read,
+    // and what kpl does not use in it is warned about.
+    let config = std::env::temp_dir().join(format!("kpl-cli-produce-{}.properties", std::process::id()));
+    std::fs::write(&config, "RecordTtl = 3000\nLogLevel = info\nBogusSetting = 1\n").unwrap();
+    let output =
+        produce(&server, &["--stream", "missing", "--config", config.to_str().unwrap()], b"a\nb\n".to_vec());
+    std::fs::remove_file(&config).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    let failures: Vec<&str> = stderr.lines().filter(|line| line.starts_with("record ")).collect();
+    assert_eq!(failures.len(), 2, "{stderr}");
+    assert!(failures.iter().all(|line| line.contains("ResourceNotFoundException")), "{stderr}");
+    assert!(stderr.contains("warning") && stderr.contains("BogusSetting"), "{stderr}");
+    assert!(stderr.contains("not used by kpl produce: LogLevel"), "{stderr}");
+    assert_eq!(stderr.lines().last(), Some("kpl: 2 of 2 records failed"));
+}
