@@ -108,6 +108,9 @@ pub struct Producer {
     ready: VecDeque<(u32, Vec<KinesisRecordState>)>,
     in_flight: BTreeMap<RequestId, InFlight>,
     puts_in_flight: usize,
+    /// Aggregation buffers and collectors that fell due during the current input (see `settle`).
+    due_buffers: Vec<(u32, AggKey)>,
+    due_collectors: Vec<u32>,
     events: VecDeque<Event>,
     rng: SeededRng,
     next_record_id: u64,
@@ -135,6 +138,8 @@ impl Producer {
             ready: VecDeque::new(),
             in_flight: BTreeMap::new(),
             puts_in_flight: 0,
+            due_buffers: Vec::new(),
+            due_collectors: Vec::new(),
             events: VecDeque::new(),
             rng: SeededRng::new(seed),
             next_record_id: 0,
@@ -346,6 +351,7 @@ impl Producer {
         counted.user_records_received.observe(second, 1.0);
         counted.pending += 1;
         self.route(now, stream, pending);
+        self.settle(now);
         Ok(id)
     }
 
@@ -378,6 +384,7 @@ impl Producer {
                 self.send_collected(s);
             }
         }
+        self.settle(now);
     }
 
     /// Flushes everything and refuses new records; [`Event::Drained`] follows once the last outstanding
@@ -416,6 +423,7 @@ impl Producer {
                 self.on_list_shards(now, stream, result);
             }
         }
+        self.settle(now);
     }
 
     /// Time passed: fire whatever is due at `now`.
@@ -439,6 +447,7 @@ impl Producer {
                 self.route(now, stream, record);
             }
         }
+        self.settle(now);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -605,8 +614,14 @@ impl Producer {
             return;
         }
         let buffer = &self.streams[s as usize].buffers[&key];
-        if buffer.len() as u64 >= limits.max_count as u64 || has_passed(buffer.deadline, now) {
+        if buffer.len() as u64 >= limits.max_count as u64 {
             self.finish_buffer(now, s, key);
+        } else if has_passed(buffer.deadline, now) {
+            // Already due (a held or retried record, or no buffering time): send it once this input is
+            // done, with whatever else the input brings, rather than alone now.
+            if !has_passed(before, now) {
+                self.due_buffers.push((s, key));
+            }
         } else if buffer.deadline != before
             && let Some(deadline) = buffer.deadline
         {
@@ -724,20 +739,43 @@ impl Producer {
         }
         let stream = &mut self.streams[s as usize];
         let before = stream.collector.deadline;
-        let flushing = record.seq < stream.flush_through;
+        let was_due = stream.collector.flush_requested || has_passed(before, now);
+        stream.collector.flush_requested |= record.seq < stream.flush_through;
         let shard_bytes = stream.collector.add(record);
         let collector = &stream.collector;
-        if flushing
-            || collector.records.len() >= max_count
+        if collector.records.len() >= max_count
             || collector.size >= max_size
             || shard_bytes >= SHARD_BYTES_FLUSH
-            || has_passed(collector.deadline, now)
         {
             self.send_collected(s);
+        } else if collector.flush_requested || has_passed(collector.deadline, now) {
+            // Due: send once this input is done, so that everything it releases shares requests.
+            if !was_due {
+                self.due_collectors.push(s);
+            }
         } else if collector.deadline != before
             && let Some(deadline) = collector.deadline
         {
             self.timers.insert((deadline, Timer::Collect(s)));
+        }
+    }
+
+    /// Sends the aggregation buffers and requests that fell due during an input. Called at the end of every
+    /// input and command, so that records released together (a shard map arriving for held records, retries
+    /// coming due, a limiter letting a backlog through) are aggregated and collected together.
+    fn settle(&mut self, now: Instant) {
+        while !self.due_buffers.is_empty() || !self.due_collectors.is_empty() {
+            for (s, key) in std::mem::take(&mut self.due_buffers) {
+                if self.streams[s as usize].buffers.get(&key).is_some_and(|b| has_passed(b.deadline, now)) {
+                    self.finish_buffer(now, s, key);
+                }
+            }
+            for s in std::mem::take(&mut self.due_collectors) {
+                let collector = &self.streams[s as usize].collector;
+                if collector.flush_requested || has_passed(collector.deadline, now) {
+                    self.send_collected(s);
+                }
+            }
         }
     }
 

@@ -110,6 +110,8 @@ pub(crate) struct Collector {
     pub(crate) size: usize,
     pub(crate) shard_bytes: DetMap<u32, usize>,
     pub(crate) deadline: Option<Instant>,
+    /// A record buffered before a `flush` is here: send without waiting for the deadline.
+    pub(crate) flush_requested: bool,
 }
 
 impl Collector {
@@ -134,6 +136,7 @@ impl Collector {
     pub(crate) fn take(&mut self) -> Vec<KinesisRecordState> {
         self.size = 0;
         self.deadline = None;
+        self.flush_requested = false;
         self.shard_bytes.clear();
         std::mem::take(&mut self.records)
     }

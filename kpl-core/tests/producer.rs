@@ -374,3 +374,22 @@ fn metrics_count_what_the_kpl_reports() {
     let shard_level = samples.iter().find(|s| s.name == UserRecordsPut).unwrap();
     assert_eq!(shard_level.shard_id.as_ref().map(|id| id.as_str()), Some("shardId-000000000000"));
 }
+
+#[test]
+fn records_released_together_are_aggregated_together() {
+    // Held for a shard map that arrives long after their buffering deadline, records still go out
+    // aggregated, not one Kinesis record each.
+    let mut h = Harness::new(config().shard_map_wait(ShardMapWait::Hold).build().unwrap(), 2);
+    for i in 0..300 {
+        h.put(&key(i), b"x");
+    }
+    let listing = h.producer.poll_transmit(h.now).expect("the shard map is listed first");
+    assert!(matches!(listing.request, Request::ListShards(_)));
+    h.now += Duration::from_millis(500);
+    h.answer(listing, Reply::Success);
+    h.run(Duration::from_secs(1), |_| Reply::Success);
+    assert_eq!(h.succeeded(), 300);
+    let entries: usize =
+        h.requests.iter().map(|r| if let Request::PutRecords(p) = r { p.entries.len() } else { 0 }).sum();
+    assert_eq!(entries, 2, "one aggregate per shard");
+}
