@@ -137,6 +137,10 @@ impl KinesisProducer {
     /// record (empty or long partition key, bad explicit hash key, over `max_record_size`) or after
     /// shutdown began ([`PutError::Closed`]).
     pub async fn put(&self, record: UserRecord) -> Result<RecordFuture, PutError> {
+        // A put with room completes at once; without this, a task putting in a loop would never yield and
+        // could starve the driver (on a current-thread runtime, entirely) while records pile up unsent.
+        // tokio's cooperative budget makes it yield every so many puts; elsewhere this is free.
+        tokio::task::consume_budget().await;
         let mut record = match self.shared().submit(record) {
             Ok(receiver) => return Ok(RecordFuture { receiver }),
             Err(Refusal::Refused(error)) => return Err(error),

@@ -368,3 +368,19 @@ fn the_blocking_wrapper_works_from_plain_threads() {
     producer.shutdown(Duration::from_secs(5)).unwrap();
     assert_eq!(committed(&backend).len(), 400);
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_task_putting_in_a_loop_lets_the_driver_run() {
+    let backend = mock(2);
+    let producer = producer(ProducerConfig::default(), backend.clone());
+    let mut results = Vec::new();
+    for i in 0..20_000 {
+        results.push(producer.put_data(&stream(), format!("key-{i}"), &b"data"[..]).await.unwrap());
+    }
+    // The loop never awaited anything but `put`, yet on this single thread the driver ran meanwhile: it has
+    // listed the shards already.
+    let listed = backend.with_kinesis(|kinesis, _| kinesis.stats().list_shards_requests);
+    assert!(listed >= 1, "the driver never ran during the put loop");
+    producer.flush().await;
+    assert!(results.into_iter().all(|result| ready(result).is_some_and(|r| r.is_ok())));
+}
