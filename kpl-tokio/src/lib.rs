@@ -33,6 +33,15 @@
 //!   dependency; the mock backend and [`Backend`]s of your own still work.
 //! - `async-std`: `AsyncStdRuntime`, a [`Runtime`] to run the driver on async-std (with a backend that
 //!   does not need tokio: the SDK's HTTP client does).
+//! - `cloudwatch`: `CloudWatchUploader`, uploading the KPL's metrics to CloudWatch with aws-sdk-cloudwatch.
+//! - `metrics-facade`: `MetricsExporter`, publishing them through the `metrics` crate (Prometheus,
+//!   OpenTelemetry, ... exporters).
+//!
+//! # Metrics
+//!
+//! The core counts the KPL's metrics (same names, units, levels and granularities) cumulatively and per
+//! second; [`KinesisProducer::metrics_query`] reads them like the KPL's `getMetrics(name, windowSeconds)`,
+//! and [`MetricsConfig`] holds the KPL's `Metrics*` settings for the uploader and the exporter.
 //!
 //! # Lifecycle
 //!

@@ -49,6 +49,15 @@ pub const AWS_KINESIS_AGG: Requirements = Requirements {
     probe: "import aws_kinesis_agg.aggregator, aws_kinesis_agg.deaggregator",
 };
 
+/// moto, a server that implements AWS APIs (CloudWatch's `PutMetricData` among them), to test the CloudWatch
+/// uploader against. It pulls boto3 and botocore in; they are pinned too, since botocore's service models
+/// decide how moto parses requests.
+pub const MOTO: Requirements = Requirements {
+    dir_name: "moto-venv",
+    packages: &["moto[server]==5.2.5", "boto3==1.44.5", "botocore==1.44.5"],
+    probe: "import moto.moto_server.threaded_moto_server, boto3",
+};
+
 /// How the packages were installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {

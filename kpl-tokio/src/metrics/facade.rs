@@ -224,3 +224,33 @@ fn labels(metric: &Metric) -> Vec<(&'static str, String)> {
     }
     labels
 }
+
+#[cfg(test)]
+mod tests {
+    use kpl_core::{ShardId, Stat, StreamTarget};
+
+    use super::*;
+
+    #[test]
+    fn labels_are_stream_shard_and_error_code_where_present() {
+        let metric = Metric {
+            name: MetricName::ErrorsByCode,
+            error_code: Some("ProvisionedThroughputExceededException".into()),
+            stream: Some(StreamTarget::arn("arn:aws:kinesis:us-east-1:1:stream/orders")),
+            shard_id: Some(ShardId::from("shardId-000000000001")),
+            stat: Stat::default(),
+        };
+        let labels = labels(&metric);
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(
+            labels,
+            [
+                ("stream", "orders"),
+                ("shard", "shardId-000000000001"),
+                ("error_code", "ProvisionedThroughputExceededException")
+            ]
+        );
+        let global = Metric { error_code: None, stream: None, shard_id: None, ..metric };
+        assert!(super::labels(&global).is_empty());
+    }
+}

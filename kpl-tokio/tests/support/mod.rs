@@ -2,7 +2,9 @@
 //! streams and read them back.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cbor_bridge;
 pub mod kinesalite;
+pub mod moto;
 pub mod proxy;
 
 use std::time::Duration;

@@ -73,14 +73,14 @@ impl Drop for FaultProxy {
 }
 
 /// An HTTP/1.1 message: start line, headers, body.
-struct Message {
-    start: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub struct Message {
+    pub start: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Message {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
@@ -92,7 +92,7 @@ impl Message {
             .unwrap_or(true)
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let mut out = format!("{}\r\n", self.start);
         for (name, value) in &self.headers {
             if !name.eq_ignore_ascii_case("content-length") {
@@ -106,7 +106,7 @@ impl Message {
     }
 }
 
-async fn read_message<R: AsyncBufReadExt + Unpin>(reader: &mut R) -> std::io::Result<Option<Message>> {
+pub async fn read_message<R: AsyncBufReadExt + Unpin>(reader: &mut R) -> std::io::Result<Option<Message>> {
     let mut start = String::new();
     if reader.read_line(&mut start).await? == 0 {
         return Ok(None);
