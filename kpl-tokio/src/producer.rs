@@ -38,11 +38,13 @@ pub struct KinesisProducer {
 
 /// A handle that does not keep the producer open (for its metrics readers): dropping the last
 /// [`KinesisProducer`] still closes it.
+#[cfg(any(feature = "cloudwatch", feature = "metrics-facade"))]
 #[derive(Debug, Clone)]
 pub(crate) struct WeakProducer {
     handle: std::sync::Weak<Handle>,
 }
 
+#[cfg(any(feature = "cloudwatch", feature = "metrics-facade"))]
 impl WeakProducer {
     /// The producer, while any handle to it exists.
     pub(crate) fn upgrade(&self) -> Option<KinesisProducer> {
@@ -123,6 +125,7 @@ impl KinesisProducer {
     }
 
     /// A handle that does not keep the producer open.
+    #[cfg(any(feature = "cloudwatch", feature = "metrics-facade"))]
     pub(crate) fn downgrade(&self) -> WeakProducer {
         WeakProducer { handle: Arc::downgrade(&self.handle) }
     }
