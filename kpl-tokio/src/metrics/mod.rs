@@ -38,7 +38,7 @@ pub enum MetricsError {
 
 impl KinesisProducer {
     /// The KPL's metrics over `query.window`, summed up the dimension tree to `query.granularity`, as the
-    /// KPL's `getMetrics(name, windowSeconds)`: see [`Producer::metrics_query`].
+    /// KPL's `getMetrics(name, windowSeconds)`: see [`kpl_core::Producer::metrics_query`].
     ///
     /// ```no_run
     /// # async fn run(producer: kpl_tokio::KinesisProducer) -> Result<(), kpl_tokio::MetricsError> {
