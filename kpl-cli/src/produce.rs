@@ -82,7 +82,7 @@ pub async fn run(args: ProduceArgs) -> Result<(), CliError> {
     let mut keys = match (&args.key, &args.key_field) {
         (Some(key), _) => KeySource::Fixed(key.clone()),
         (None, Some(field)) => KeySource::Field(field.clone()),
-        (None, None) => KeySource::Random(Rng::from_entropy()),
+        (None, None) => KeySource::Random(Rng::new(crate::rng::entropy_seed())),
     };
     let (tracker, results) = Tracker::spawn(0u64, |failed: &mut u64, done: Completion<u64>| {
         if let Err(error) = done.result {

@@ -11,26 +11,18 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kpl_core::{
     Event, ListShardsOutput, Producer, ProducerConfig, PutRecordsResultEntry, Request, Response,
-    ShardDescription, ShardId, StreamTarget, UserRecord,
+    ShardDescription, StreamTarget, UserRecord,
 };
 use md5::{Digest, Md5};
+
+// The in-test Kinesis of the producer tests, for its shard layout.
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 const BATCH: usize = 20_000;
 
 fn keys() -> Vec<String> {
     (0..BATCH).map(|i| format!("{:08x}-{:04x}-4000-8000-{:012x}", i * 7919, i % 65536, i * 104_729)).collect()
-}
-
-fn shards(count: u32) -> Vec<ShardDescription> {
-    let width = u128::MAX / u128::from(count);
-    (0..count)
-        .map(|i| ShardDescription {
-            shard_id: ShardId::from(format!("shardId-{i:012}")),
-            starting_hash_key: width * u128::from(i),
-            ending_hash_key: if i + 1 == count { u128::MAX } else { width * u128::from(i + 1) - 1 },
-            is_open: true,
-        })
-        .collect()
 }
 
 /// A producer that has listed `count` shards, with rate limits out of the way.
@@ -43,7 +35,7 @@ fn producer(count: u32, now: Instant) -> Producer {
     let mut producer = Producer::new(config, 1);
     producer.add_stream(now, StreamTarget::name("bench")).unwrap();
     let transmit = producer.poll_transmit(now).unwrap();
-    let listing = ListShardsOutput { shards: shards(count), next_token: None };
+    let listing = ListShardsOutput { shards: common::even_shards(count), next_token: None };
     producer.handle_response(now, transmit.id, Response::ListShards(Ok(listing)));
     while producer.poll_event().is_some() {}
     producer
@@ -113,7 +105,7 @@ fn hot_path(c: &mut Criterion) {
     for count in [4u32, 64] {
         let now = Instant::now();
         let mut producer = producer(count, now);
-        let shards = shards(count);
+        let shards = common::even_shards(count);
         group.bench_with_input(BenchmarkId::new("put_to_transmit", count), &count, |b, _| {
             b.iter(|| assert_eq!(cycle(&mut producer, now, &keys, &data, &shards), BATCH))
         });

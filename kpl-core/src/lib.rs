@@ -43,6 +43,7 @@ pub use request::{
     ListShardsOutput, ListShardsRequest, PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry, Request,
     RequestError, RequestErrorKind, Response, ShardDescription, Transmit,
 };
+pub use rng::SplitMix64;
 pub use stats::ProducerStats;
 
 /// A fixed starting instant for unit tests. The core itself never reads the clock; tests need one `Instant`

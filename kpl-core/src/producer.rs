@@ -23,7 +23,7 @@ use crate::request::{
     ListShardsOutput, ListShardsRequest, PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry, Request,
     RequestError, RequestErrorKind, Response, Transmit,
 };
-use crate::rng::SeededRng;
+use crate::rng::SplitMix64;
 use crate::shard_map::covers_key_space;
 use crate::stats::ProducerStats;
 use crate::stream::{AggBuffer, AggKey, Fetch, LIST_SHARDS_MAX_BACKOFF, Stream};
@@ -112,7 +112,7 @@ pub struct Producer {
     due_buffers: Vec<(u32, AggKey)>,
     due_collectors: Vec<u32>,
     events: VecDeque<Event>,
-    rng: SeededRng,
+    rng: SplitMix64,
     next_record_id: u64,
     next_request_id: u64,
     next_seq: u64,
@@ -141,7 +141,7 @@ impl Producer {
             due_buffers: Vec::new(),
             due_collectors: Vec::new(),
             events: VecDeque::new(),
-            rng: SeededRng::new(seed),
+            rng: SplitMix64::new(seed),
             next_record_id: 0,
             next_request_id: 0,
             next_seq: 0,

@@ -10,10 +10,10 @@ use kpl_core::{
 
 use crate::config::{ConfigError, Faults, MockConfig, RequestFaults};
 use crate::error::MockError;
-use crate::rng::SplitMix64;
 use crate::stats::MockStats;
 use crate::stream::{Commit, CommittedRecord, Shard, Stream};
 use crate::validate::{check_arguments, check_constraints, fatal};
+use kpl_core::SplitMix64;
 
 /// How long a `ListShards` `NextToken` stays valid, as in the service.
 pub const NEXT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);

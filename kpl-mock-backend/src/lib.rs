@@ -32,7 +32,6 @@ mod backend;
 mod config;
 mod error;
 mod limits;
-mod rng;
 mod stats;
 mod stream;
 mod validate;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kpl_core::{Event, Producer, ProducerConfig, PutError, StreamTarget, UserRecord};
 use kpl_mock_backend::{MIB, MockConfig, MockKinesis};
-use kpl_tests::sim::rng::SimRng;
+use kpl_tests::sim::rng::SplitMix64;
 
 const RUN: Duration = Duration::from_secs(600);
 const RECORD: usize = 2000;
@@ -32,7 +32,7 @@ fn saturate(shards: u32, rate_limit: u64) -> Outcome {
         .expect("valid config");
     let mut producer = Producer::new(config, 7);
     let stream = StreamTarget::name("utilisation");
-    let mut rng = SimRng::new(1);
+    let mut rng = SplitMix64::new(1);
     let data = bytes::Bytes::from(vec![0x5Au8; RECORD]);
     let mut now = Instant::now();
     // Learn the shard map before the load starts: otherwise the first backlog goes out unaggregated and

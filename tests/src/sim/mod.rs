@@ -16,7 +16,7 @@ use kpl_core::{
 use kpl_mock_backend::{Faults, MockConfig, MockKinesis, RequestFaults, ShardLimits};
 
 use model::Model;
-use rng::SimRng;
+use rng::SplitMix64;
 use script::Script;
 use workload::{Action, Actions, Workload, WorkloadParams};
 
@@ -58,7 +58,7 @@ pub struct Report {
 }
 
 /// The fault settings of a seed: each kind on or off, at a random intensity (swarm testing).
-fn draw_faults(rng: &mut SimRng) -> Faults {
+fn draw_faults(rng: &mut SplitMix64) -> Faults {
     let mut p = |max: f64| if rng.chance(0.4) { rng.unit() * max } else { 0.0 };
     let put_records = RequestFaults {
         drop_request: p(0.05),
@@ -79,7 +79,7 @@ fn draw_faults(rng: &mut SimRng) -> Faults {
     Faults { put_records, list_shards, entry_internal_failure: p(0.2) }
 }
 
-fn draw_config(rng: &mut SimRng) -> ProducerConfig {
+fn draw_config(rng: &mut SplitMix64) -> ProducerConfig {
     let policy = match rng.below(10) {
         0 => AggregationPolicy::Off,
         1 => AggregationPolicy::SameHashKey,
@@ -117,7 +117,6 @@ pub struct Sim {
     model: Model,
     mode: Mode,
     heal_at: Instant,
-    rng: SimRng,
     /// Open shard ranges the stream has had, oldest first.
     layouts: Vec<Vec<(u128, u128)>>,
     /// Which layout the last `ListShards` sent was listing, and whether the producer's map is the current
@@ -137,7 +136,7 @@ impl Sim {
     pub fn new(seed: u64, mode: Mode, epoch: Instant) -> Self {
         Self::with_actions(seed, mode, epoch, |rng, epoch| {
             let params = WorkloadParams::draw(rng);
-            Box::new(Workload::new(SimRng::derive(seed, 2), params, StreamTarget::name(STREAM), epoch))
+            Box::new(Workload::new(rng::derive(seed, 2), params, StreamTarget::name(STREAM), epoch))
         })
     }
 
@@ -157,9 +156,9 @@ impl Sim {
         seed: u64,
         mode: Mode,
         epoch: Instant,
-        actions: impl FnOnce(&mut SimRng, Instant) -> Box<dyn Actions>,
+        actions: impl FnOnce(&mut SplitMix64, Instant) -> Box<dyn Actions>,
     ) -> Self {
-        let mut rng = SimRng::new(SimRng::derive(seed, 0));
+        let mut rng = SplitMix64::new(rng::derive(seed, 0));
         let config = draw_config(&mut rng);
         let mut mock = MockConfig::calm();
         mock.request_timeout = config.request_timeout();
@@ -167,7 +166,7 @@ impl Sim {
         mock.jitter = Duration::from_millis(rng.below(50));
         mock.shard_limits = rng.chance(0.8).then_some(ShardLimits::KINESIS);
         mock.faults = draw_faults(&mut rng);
-        let mut backend = MockKinesis::new(mock, SimRng::derive(seed, 1)).unwrap_or_else(|e| panic!("{e}"));
+        let mut backend = MockKinesis::new(mock, rng::derive(seed, 1)).unwrap_or_else(|e| panic!("{e}"));
         let shards = 1 + rng.below(8) as u32;
         backend.create_stream(STREAM, shards).unwrap_or_else(|e| panic!("{e}"));
         let workload = actions(&mut rng, epoch);
@@ -176,13 +175,12 @@ impl Sim {
         let mut sim = Self {
             epoch,
             now: epoch,
-            producer: Producer::new(config, SimRng::derive(seed, 3)),
+            producer: Producer::new(config, rng::derive(seed, 3)),
             backend,
             workload,
             model,
             mode,
             heal_at,
-            rng,
             layouts: Vec::new(),
             listing_layout: 0,
             map_is_current: false,
@@ -378,7 +376,6 @@ impl Sim {
     }
 
     fn finish(mut self) -> Result<Report, String> {
-        let _ = &self.rng;
         let Some(closed_at) = self.closed_at else { return Err("the workload never closed".into()) };
         let Some(drained_at) = self.model.drained_at else {
             return Err(format!("no Drained: {} records outstanding", self.producer.outstanding_records()));

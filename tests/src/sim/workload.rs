@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use kpl_core::{StreamTarget, UserRecord};
 
-use super::rng::SimRng;
+use super::rng::SplitMix64;
 
 /// The shape of a workload, drawn from the seed.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ pub struct WorkloadParams {
 
 impl WorkloadParams {
     /// Swarm testing: every seed draws its own shape, some gentle, some hostile.
-    pub fn draw(rng: &mut SimRng) -> Self {
+    pub fn draw(rng: &mut SplitMix64) -> Self {
         let key_bound = if rng.chance(0.3) { 5 } else { 5000 };
         Self {
             records: 50 + rng.below(1500) as usize,
@@ -78,7 +78,7 @@ pub trait Actions {
 /// A seeded stream of actions over virtual time.
 #[derive(Debug)]
 pub struct Workload {
-    rng: SimRng,
+    rng: SplitMix64,
     params: WorkloadParams,
     stream: StreamTarget,
     next_at: Option<Instant>,
@@ -90,7 +90,7 @@ pub struct Workload {
 impl Workload {
     /// A workload starting at `start`.
     pub fn new(seed: u64, params: WorkloadParams, stream: StreamTarget, start: Instant) -> Self {
-        let mut rng = SimRng::new(seed);
+        let mut rng = SplitMix64::new(seed);
         let mut reshard_at: Vec<usize> =
             (0..params.reshards).map(|_| rng.below(params.records as u64) as usize).collect();
         reshard_at.sort_unstable();
