@@ -472,6 +472,8 @@ impl Producer {
             for record in expired {
                 self.expire(now, stream, record);
             }
+            // Expiring re-routes the rest of an aggregate: what that made due goes out with it.
+            self.settle(now);
             if !records.is_empty() {
                 break (stream, records);
             }
@@ -516,6 +518,10 @@ impl Producer {
 
     /// When `handle_timeout` should next be called; `None` when nothing is waiting on time.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        debug_assert!(
+            self.due_buffers.is_empty() && self.due_collectors.is_empty(),
+            "an input left due work unsettled: it would wait for no timer"
+        );
         if self.drained {
             // Closed with nothing left: no more work, not even refreshing a shard map.
             return None;
