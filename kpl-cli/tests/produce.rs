@@ -1,44 +1,16 @@
 //! `kpl produce` as a process against kinesalite, read back with GetRecords and deaggregated. The server
-//! comes from kpl-tokio's test harness (`kpl-tokio/tests/support/kinesalite.rs`, included by path: it
-//! installs kinesalite from npm into `target/kinesalite` on first use and needs only the standard library).
+//! and the SDK helpers come from the workspace's test harness, `kpl_tests::kinesalite` (it installs
+//! kinesalite from npm into `target/kinesalite` on first use).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[allow(dead_code, clippy::expect_used)]
-#[path = "../../kpl-tokio/tests/support/kinesalite.rs"]
-mod kinesalite;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
-use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
-use kinesalite::Kinesalite;
-use kpl_deagg::{Deaggregator, Mode, ReceivedRecord};
-
-fn client(server: &Kinesalite) -> Client {
-    let config = aws_sdk_kinesis::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "static"))
-        .endpoint_url(server.endpoint())
-        .build();
-    Client::from_conf(config)
-}
+use kpl_tests::kinesalite::{Kinesalite, client, read_stream};
 
 async fn create_stream(server: &Kinesalite, name: &str, shards: i32) {
-    let client = client(server);
-    client.create_stream().stream_name(name).shard_count(shards).send().await.unwrap();
-    for _ in 0..200 {
-        let summary = client.describe_stream_summary().stream_name(name).send().await.unwrap();
-        if summary.stream_description_summary().map(|s| s.stream_status()) == Some(&StreamStatus::Active) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("stream {name} did not become active");
+    kpl_tests::kinesalite::create_stream(&client(server.endpoint()), name, shards).await;
 }
 
 /// Runs `kpl produce --region us-east-1 --endpoint-url <server> args...` with `stdin`, with test
@@ -74,38 +46,11 @@ fn text(bytes: &[u8]) -> &str {
 
 /// Every user record in the stream, as a KCL consumer of each shard reads it: (partition key, data), sorted.
 async fn stream_contents(server: &Kinesalite, stream: &str) -> Vec<(String, Vec<u8>)> {
-    let client = client(server);
-    let listing = client.list_shards().stream_name(stream).send().await.unwrap();
     let mut users = Vec::new();
-    for shard in listing.shards() {
-        let range = shard.hash_key_range().unwrap();
-        let range = range.starting_hash_key().parse().unwrap()..=range.ending_hash_key().parse().unwrap();
-        let mut iterator = client
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator()
-            .map(str::to_owned);
-        let mut records = Vec::new();
-        while let Some(current) = iterator {
-            let page = client.get_records().shard_iterator(current).send().await.unwrap();
-            records.extend(page.records().iter().map(|record| ReceivedRecord {
-                data: bytes::Bytes::copy_from_slice(record.data().as_ref()),
-                partition_key: record.partition_key().unwrap_or_default().to_owned(),
-                explicit_hash_key: None,
-                sequence_number: record.sequence_number().to_owned(),
-            }));
-            iterator =
-                (!page.records().is_empty()).then(|| page.next_shard_iterator().map(str::to_owned)).flatten();
-        }
-        let batch = Deaggregator::new(Mode::Strict).with_hash_range(range).deaggregate_all(records);
-        assert!(batch.rejected.is_empty(), "{}: {:?}", shard.shard_id(), batch.rejected);
+    for shard in read_stream(&client(server.endpoint()), stream).await {
+        assert!(shard.users.rejected.is_empty(), "{}: {:?}", shard.shard_id, shard.users.rejected);
         users.extend(
-            batch.records.into_iter().map(|user| (user.partition_key.to_string(), user.data.to_vec())),
+            shard.users.records.into_iter().map(|user| (user.partition_key.to_string(), user.data.to_vec())),
         );
     }
     users.sort();

@@ -12,17 +12,14 @@
 //! server, not Kinesis's 1 MiB/s per shard. Measures only: asserts nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kpl_mock_backend::{MockConfig, MockKinesis};
+use kpl_tests::kinesalite::{Kinesalite, client, create_stream, sdk_config};
 use kpl_tokio::{
     Backend, KinesisProducer, MockBackend, ProducerConfig, ShardMapWait, StreamTarget, UserRecord,
 };
-use support::kinesalite::Kinesalite;
 
 const SHARDS: u32 = 4;
 
@@ -85,9 +82,9 @@ fn main() {
         let records = count.unwrap_or(200_000);
         let server = Kinesalite::start();
         let result = runtime.block_on(async {
-            let client = support::client(server.endpoint());
-            support::create_stream(&client, "bench", SHARDS as i32).await;
-            let backend = kpl_tokio::AwsBackend::from_conf(support::sdk_config(server.endpoint()));
+            let client = client(server.endpoint());
+            create_stream(&client, "bench", SHARDS as i32).await;
+            let backend = kpl_tokio::AwsBackend::from_conf(sdk_config(server.endpoint()));
             run(backend, "bench", records).await
         });
         report("kinesalite", records, result);

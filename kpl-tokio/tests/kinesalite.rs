@@ -1,5 +1,5 @@
 //! The producer against a real Kinesis-compatible server: kinesalite, installed and started by the test
-//! setup (see `support/kinesalite.rs`), with a fault-injecting proxy in front of it where needed. Each test
+//! setup (see `kpl_tests::kinesalite`), with a fault-injecting proxy in front of it where needed. Each test
 //! starts its own server and creates its own stream.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,13 +10,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kpl_deagg::DeaggError;
+use kpl_tests::kinesalite::{Kinesalite, ShardContents, client, create_stream, read_stream, wait_active};
 use kpl_tokio::{
     DeliveryError, ProducerConfig, PutError, RecordFuture, RecordReceipt, ShardMapWait, ShutdownError,
     StreamTarget, UserRecord,
 };
-use support::kinesalite::Kinesalite;
+use support::producer;
 use support::proxy::{FaultProxy, Plan};
-use support::{ShardContents, client, create_stream, producer, read_stream, wait_active};
 
 /// The data of record `index`: its index first, then filler up to `size` bytes.
 fn data(index: u32, size: usize) -> Vec<u8> {

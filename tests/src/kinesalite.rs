@@ -1,26 +1,34 @@
-//! kinesalite, a Kinesis-compatible server, installed by the tests themselves and run per test.
+//! kinesalite, a Kinesis-compatible server, installed by the tests themselves and run per test, and SDK
+//! helpers to create streams on it and read them back (feature `kinesalite`; used by the kpl-tokio and
+//! kpl-cli tests).
 //!
 //! [`Kinesalite::start`] installs `kinesalite@3.3.3` from npm into `target/kinesalite` (under the workspace
 //! root) on first use, then starts a server on 127.0.0.1 with a port the OS chooses. The install is
-//! idempotent and safe when test processes race: it is built in a private staging directory and renamed
-//! into place only once complete, with a marker file written last (the approach of `tests/src/python.rs`);
-//! threads of one process are serialised by a mutex. Anything missing (node, npm, the registry) fails the
-//! test with what the tools said: these tests never skip.
+//! idempotent and safe when test processes race ([`crate::install`]). Anything missing (node, npm, the
+//! registry) fails the test with what the tools said: these tests never skip.
 //!
 //! The server dies with its guard (even when the test panics), and with the test process: it exits when its
 //! standard input, held by the guard, closes.
+// Test support: failing loudly is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, PoisonError, mpsc};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
+use kpl_deagg::{Batch, Deaggregator, Mode, ReceivedRecord};
+
+use crate::install::{install_once, run};
 
 /// The package installed.
 const PACKAGE: &str = "kinesalite@3.3.3";
-/// Written inside a finished install, holding [`PACKAGE`].
-const MARKER: &str = ".kpl-ready";
 
 /// Starts kinesalite on loopback with short stream state transitions, prints the port, and exits when its
 /// standard input closes.
@@ -44,7 +52,7 @@ pub struct Kinesalite {
 impl Kinesalite {
     /// Installs kinesalite if needed and starts a server. Panics, with the reason, if it cannot.
     pub fn start() -> Kinesalite {
-        let dir = ensure_installed();
+        let dir = ensure_installed().unwrap_or_else(|e| panic!("{e}"));
         let mut child = Command::new("node")
             .arg("-e")
             .arg(SERVER)
@@ -86,77 +94,117 @@ impl Drop for Kinesalite {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("kpl-tokio is in the workspace").to_owned()
-}
-
-fn is_ready(dir: &Path) -> bool {
-    fs::read_to_string(dir.join(MARKER)).is_ok_and(|marker| marker == PACKAGE)
-        && dir.join("node_modules/kinesalite/package.json").is_file()
-}
-
-fn unique_suffix() -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("{}-{nanos}", std::process::id())
-}
-
-fn run(command: &mut Command, what: &str) {
-    let output = command.stdin(Stdio::null()).output().unwrap_or_else(|e| {
-        panic!(
-            "{what}: cannot run {:?} (the kinesalite tests need Node.js and npm): {e}",
-            command.get_program()
-        )
-    });
-    assert!(
-        output.status.success(),
-        "{what} failed: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+fn is_ready(dir: &Path, marker: &str) -> Option<PathBuf> {
+    (marker == PACKAGE && dir.join("node_modules/kinesalite/package.json").is_file()).then(|| dir.to_owned())
 }
 
 /// `target/kinesalite` holding kinesalite, installed now if it is not there yet.
-fn ensure_installed() -> PathBuf {
-    static SETUP: Mutex<()> = Mutex::new(());
-    let dir = workspace_root().join("target").join("kinesalite");
-    if is_ready(&dir) {
-        return dir;
-    }
-    let _guard = SETUP.lock().unwrap_or_else(PoisonError::into_inner);
-    if is_ready(&dir) {
-        return dir;
-    }
-    let staging = dir.with_file_name(format!("kinesalite.staging-{}", unique_suffix()));
-    fs::create_dir_all(&staging).expect("create the staging directory");
-    let manifest = r#"{ "name": "kpl-kinesalite", "private": true, "description": "kinesalite for the kpl-tokio tests" }"#;
-    fs::write(staging.join("package.json"), manifest).expect("write package.json");
-    run(
-        Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", PACKAGE])
-            .current_dir(&staging),
-        "npm install kinesalite",
-    );
-    run(
-        Command::new("node").args(["-e", "require('kinesalite')"]).current_dir(&staging),
-        "loading kinesalite",
-    );
-    fs::write(staging.join(MARKER), PACKAGE).expect("write the marker");
-    for _ in 0..3 {
-        if fs::rename(&staging, &dir).is_ok() {
-            return dir;
+fn ensure_installed() -> Result<PathBuf, String> {
+    install_once("kinesalite", is_ready, |staging| {
+        fs::create_dir_all(staging).map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
+        let manifest =
+            r#"{ "name": "kpl-kinesalite", "private": true, "description": "kinesalite for the kpl tests" }"#;
+        fs::write(staging.join("package.json"), manifest)
+            .map_err(|e| format!("cannot write package.json: {e}"))?;
+        let hint = "(the kinesalite tests need Node.js and npm)";
+        run(
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error", PACKAGE])
+                .current_dir(staging),
+            "npm install kinesalite",
+        )
+        .map_err(|e| format!("{e}\n{hint}"))?;
+        run(
+            Command::new("node").args(["-e", "require('kinesalite')"]).current_dir(staging),
+            "loading kinesalite",
+        )
+        .map_err(|e| format!("{e}\n{hint}"))?;
+        Ok(PACKAGE.to_owned())
+    })
+}
+
+/// SDK configuration for a local server: static test credentials, plain http.
+pub fn sdk_config(endpoint: &str) -> aws_sdk_kinesis::Config {
+    aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "static"))
+        .endpoint_url(endpoint)
+        .build()
+}
+
+/// A client for setting up and reading streams.
+pub fn client(endpoint: &str) -> Client {
+    Client::from_conf(sdk_config(endpoint))
+}
+
+/// Creates a stream and waits until it is active.
+pub async fn create_stream(client: &Client, name: &str, shards: i32) {
+    client.create_stream().stream_name(name).shard_count(shards).send().await.unwrap();
+    wait_active(client, name).await;
+}
+
+/// Waits until a stream is active (after creation or resharding).
+pub async fn wait_active(client: &Client, name: &str) {
+    for _ in 0..200 {
+        let summary = client.describe_stream_summary().stream_name(name).send().await.unwrap();
+        if summary.stream_description_summary().map(|s| s.stream_status()) == Some(&StreamStatus::Active) {
+            return;
         }
-        if is_ready(&dir) {
-            // Another process finished first.
-            let _ = fs::remove_dir_all(&staging);
-            return dir;
-        }
-        // A stale or broken install: move it aside, then retry.
-        let aside = dir.with_file_name(format!("kinesalite.stale-{}", unique_suffix()));
-        if fs::rename(&dir, &aside).is_ok() {
-            let _ = fs::remove_dir_all(&aside);
-        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let _ = fs::remove_dir_all(&staging);
-    panic!("cannot move the kinesalite install into {}", dir.display());
+    panic!("stream {name} did not become active");
+}
+
+/// One shard as read back.
+pub struct ShardContents {
+    /// The shard's id.
+    pub shard_id: String,
+    /// The shard's hash key range.
+    pub range: RangeInclusive<u128>,
+    /// Whether the shard is open (not closed by resharding).
+    pub is_open: bool,
+    /// The Kinesis records, in sequence-number order.
+    pub records: Vec<ReceivedRecord>,
+    /// The user records a KCL consumer of this shard sees.
+    pub users: Batch,
+}
+
+/// Every shard of a stream (closed ones too) and everything in it, deaggregated with the KCL's filter.
+pub async fn read_stream(client: &Client, name: &str) -> Vec<ShardContents> {
+    let listing = client.list_shards().stream_name(name).send().await.unwrap();
+    let mut shards = Vec::new();
+    for shard in listing.shards() {
+        let range = shard.hash_key_range().unwrap();
+        let range: RangeInclusive<u128> =
+            range.starting_hash_key().parse().unwrap()..=range.ending_hash_key().parse().unwrap();
+        let is_open = shard.sequence_number_range().unwrap().ending_sequence_number().is_none();
+        let mut iterator = client
+            .get_shard_iterator()
+            .stream_name(name)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator()
+            .map(str::to_owned);
+        let mut records = Vec::new();
+        while let Some(current) = iterator {
+            let page = client.get_records().shard_iterator(current).limit(10_000).send().await.unwrap();
+            let got = page.records();
+            records.extend(got.iter().map(|record| ReceivedRecord {
+                data: bytes::Bytes::copy_from_slice(record.data().as_ref()),
+                partition_key: record.partition_key().unwrap_or_default().to_owned(),
+                explicit_hash_key: None,
+                sequence_number: record.sequence_number().to_owned(),
+            }));
+            iterator = if got.is_empty() { None } else { page.next_shard_iterator().map(str::to_owned) };
+        }
+        let users = Deaggregator::new(Mode::Strict)
+            .with_hash_range(range.clone())
+            .deaggregate_all(records.iter().cloned());
+        shards.push(ShardContents { shard_id: shard.shard_id().to_owned(), range, is_open, records, users });
+    }
+    shards
 }

@@ -7,6 +7,9 @@
 
 use std::path::PathBuf;
 
+pub mod install;
+#[cfg(feature = "kinesalite")]
+pub mod kinesalite;
 pub mod python;
 pub mod sim;
 

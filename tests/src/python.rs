@@ -4,10 +4,7 @@
 //! packages, once; later calls, in this process or any other, find it ready and return at once.
 //!
 //! Concurrency: the environment is built in a private staging directory and renamed into place only once
-//! it is complete and a marker file listing its packages is written inside it. A rename onto an existing
-//! directory fails, so when test processes race, one wins, the others see its finished environment and
-//! throw their own away; a half-built environment is never visible under the final name. Threads of one
-//! process are serialised by a mutex so that they do not build it twice.
+//! it is complete and a marker file listing its packages is written inside it ([`crate::install`]).
 //!
 //! Where `python3 -m venv` is unavailable (Debian's `python3` without `python3-venv`), the packages are
 //! installed with `python3 -m pip install --target` into the same directory and found through
@@ -19,14 +16,9 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
 
-use crate::workspace_root;
-
-/// Name of the file, inside a finished environment, that lists what it was built with.
-const MARKER: &str = ".kpl-ready";
+use crate::install::{describe, install_once, run};
 
 /// What a Python environment must hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +76,6 @@ pub struct PythonEnv {
     system_python: String,
 }
 
-/// Serialises setup between the threads of one test process.
-static SETUP: Mutex<()> = Mutex::new(());
-
 /// The interpreter used to create environments: `$KPL_PYTHON`, else `python3`.
 fn system_python() -> String {
     std::env::var("KPL_PYTHON").unwrap_or_else(|_| "python3".to_owned())
@@ -101,66 +90,20 @@ fn marker_text(requirements: &Requirements, layout: Layout) -> String {
     text
 }
 
-fn describe(output: &Output) -> String {
-    format!(
-        "{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn run(command: &mut Command, what: &str) -> Result<Output, String> {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{what}: cannot run {:?}: {e}", command.get_program()))?;
-    if output.status.success() { Ok(output) } else { Err(format!("{what} failed: {}", describe(&output))) }
-}
-
-/// A name no other process or thread will use.
-fn unique_suffix() -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("{}-{nanos}", std::process::id())
-}
-
 impl PythonEnv {
     /// The environment described by `requirements`, creating it if needed. Fails (with everything pip and
     /// Python said) if it cannot be created; never silently returns without the packages.
     pub fn ensure(requirements: &Requirements) -> Result<PythonEnv, String> {
-        let target = workspace_root().join("target");
-        let dir = target.join(requirements.dir_name);
-        if let Some(env) = Self::existing(&dir, requirements) {
-            return Ok(env);
-        }
-        // A panicking test thread cannot leave the `()` inside in a bad state.
-        let _guard = SETUP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(env) = Self::existing(&dir, requirements) {
-            return Ok(env);
-        }
-        fs::create_dir_all(&target).map_err(|e| format!("cannot create {}: {e}", target.display()))?;
-        let staging = target.join(format!("{}.staging-{}", requirements.dir_name, unique_suffix()));
-        let built = Self::build(&staging, requirements);
-        let layout = match built {
-            Ok(layout) => layout,
-            Err(error) => {
-                let _ = fs::remove_dir_all(&staging);
-                return Err(error);
-            }
-        };
-        Self::install(&staging, &dir, requirements)?;
-        Self::existing(&dir, requirements).ok_or_else(|| {
-            format!(
-                "{} was installed ({} layout) but is not usable under its final name",
-                dir.display(),
-                layout.name()
-            )
-        })
+        install_once(
+            requirements.dir_name,
+            |dir, marker| Self::existing(dir, marker, requirements),
+            |staging| Self::build(staging, requirements).map(|layout| marker_text(requirements, layout)),
+        )
     }
 
-    /// The environment at `dir` if it is finished, was built from `requirements`, and still works.
-    fn existing(dir: &Path, requirements: &Requirements) -> Option<PythonEnv> {
-        let marker = fs::read_to_string(dir.join(MARKER)).ok()?;
+    /// The finished environment at `dir`, with marker text `marker`, if it was built from `requirements`
+    /// and still works.
+    fn existing(dir: &Path, marker: &str, requirements: &Requirements) -> Option<PythonEnv> {
         let layout = [Layout::Venv, Layout::Target]
             .into_iter()
             .find(|&layout| marker == marker_text(requirements, layout))?;
@@ -170,7 +113,7 @@ impl PythonEnv {
         probe.ok().filter(|o| o.status.success()).map(|_| env)
     }
 
-    /// Builds a complete environment in `staging` and writes its marker last.
+    /// Builds a complete environment in `staging`; its marker is written by [`install_once`].
     fn build(staging: &Path, requirements: &Requirements) -> Result<Layout, String> {
         let python = system_python();
         run(Command::new(&python).arg("--version"), "checking for python3").map_err(|e| {
@@ -216,42 +159,7 @@ impl PythonEnv {
         };
         let env = PythonEnv { dir: staging.to_owned(), layout, system_python: python };
         run(env.command().args(["-c", requirements.probe]), "importing the installed packages")?;
-        let marker = staging.join(MARKER);
-        let partial = staging.join(format!("{MARKER}.partial"));
-        fs::File::create(&partial)
-            .and_then(|mut file| {
-                file.write_all(marker_text(requirements, layout).as_bytes())?;
-                file.sync_all()
-            })
-            .and_then(|()| fs::rename(&partial, &marker))
-            .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
         Ok(layout)
-    }
-
-    /// Renames the finished `staging` to `dir`, replacing a stale `dir`, or keeps a good `dir` that another
-    /// process put there first.
-    fn install(staging: &Path, dir: &Path, requirements: &Requirements) -> Result<(), String> {
-        for _ in 0..3 {
-            if fs::rename(staging, dir).is_ok() {
-                return Ok(());
-            }
-            if Self::existing(dir, requirements).is_some() {
-                // Another process won the race with an equivalent environment.
-                let _ = fs::remove_dir_all(staging);
-                return Ok(());
-            }
-            // A stale or broken environment (other packages, a removed interpreter): move it aside first.
-            let aside = dir.with_file_name(format!(
-                "{}.stale-{}",
-                dir.file_name().and_then(|n| n.to_str()).unwrap_or("py-venv"),
-                unique_suffix()
-            ));
-            if fs::rename(dir, &aside).is_ok() {
-                let _ = fs::remove_dir_all(&aside);
-            }
-        }
-        let _ = fs::remove_dir_all(staging);
-        Err(format!("cannot move the new Python environment to {}", dir.display()))
     }
 
     /// The environment's directory.
