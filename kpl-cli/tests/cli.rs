@@ -1,36 +1,19 @@
 //! `kpl bench`, `kpl deagg` and argument errors, run as processes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use common::{kpl_command, run, text};
 use serde_json::{Value, json};
 
 /// Runs `kpl args...` with `stdin`.
 fn kpl(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kpl"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kpl");
-    let mut input = child.stdin.take().unwrap();
-    let stdin = stdin.to_vec();
-    // Written from a thread: kpl may fill its output pipes before it reads everything.
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    output
-}
-
-fn text(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).unwrap()
+    run(kpl_command().args(args), stdin)
 }
 
 /// Asserts `kpl` failed with `code` and said why in one line, `kpl: ...` containing `expected`.

@@ -3,10 +3,12 @@
 //! kinesalite from npm into `target/kinesalite` on first use).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::collections::BTreeMap;
+use std::process::Output;
+
+use common::{kpl_command, run, text};
 use kpl_tests::kinesalite::{Kinesalite, client, read_stream};
 
 async fn create_stream(server: &Kinesalite, name: &str, shards: i32) {
@@ -16,32 +18,19 @@ async fn create_stream(server: &Kinesalite, name: &str, shards: i32) {
 /// Runs `kpl produce --region us-east-1 --endpoint-url <server> args...` with `stdin`, with test
 /// credentials and no other AWS configuration from the machine.
 fn produce(server: &Kinesalite, args: &[&str], stdin: Vec<u8>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kpl"))
-        .args(["produce", "--region", "us-east-1", "--endpoint-url", server.endpoint()])
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/kpl-cli-test/config")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/kpl-cli-test/credentials")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kpl");
-    let mut input = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    output
-}
-
-fn text(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).unwrap()
+    run(
+        kpl_command()
+            .args(["produce", "--region", "us-east-1", "--endpoint-url", server.endpoint()])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent/kpl-cli-test/config")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/kpl-cli-test/credentials")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN"),
+        &stdin,
+    )
 }
 
 /// Every user record in the stream, as a KCL consumer of each shard reads it: (partition key, data), sorted.
