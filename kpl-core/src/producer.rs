@@ -897,10 +897,45 @@ impl Producer {
             self.config.shard_max_records_per_second(),
             self.config.shard_max_bytes_per_second(),
         );
+        let first_map = stream.map.is_none();
         let open_shards = stream.install_map(now, listing, || ShardLimiter::new(percent, records, bytes));
         self.events.push_back(Event::ShardMapUpdated { stream: stream.target.clone(), open_shards });
         for record in std::mem::take(&mut stream.held) {
             self.route(now, s, record);
+        }
+        if first_map {
+            self.reroute_unpredicted(now, s);
+        }
+    }
+
+    /// With the first shard map, records that were to go out unaggregated and unlimited (collected, or in
+    /// requests waiting for a connection) go back through aggregation and the limiter instead: a burst put
+    /// before the map arrived would otherwise hit the shards all at once.
+    fn reroute_unpredicted(&mut self, now: Instant, s: u32) {
+        let mut users = Vec::new();
+        let collected = self.streams[s as usize].collector.take();
+        for record in collected {
+            if record.slot.is_some() {
+                self.streams[s as usize].collector.add(record);
+            } else {
+                users.extend(record.users);
+            }
+        }
+        for (stream, requests) in &mut self.ready {
+            if *stream == s {
+                let (unpredicted, predicted): (Vec<_>, Vec<_>) =
+                    std::mem::take(requests).into_iter().partition(|record| record.slot.is_none());
+                users.extend(unpredicted.into_iter().flat_map(|record| record.users));
+                *requests = predicted;
+            }
+        }
+        self.ready.retain(|(_, requests)| !requests.is_empty());
+        // What stays collected may now have a later deadline than the timer set for it.
+        if let Some(deadline) = self.streams[s as usize].collector.deadline {
+            self.timers.insert((deadline, Timer::Collect(s)));
+        }
+        for user in users {
+            self.route(now, s, user);
         }
     }
 

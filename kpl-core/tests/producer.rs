@@ -283,18 +283,54 @@ fn close_drains_then_refuses() {
 
 #[test]
 fn until_the_map_is_known_records_go_unaggregated_or_are_held() {
-    for (wait, aggregated) in [(ShardMapWait::SendUnaggregated, false), (ShardMapWait::Hold, true)] {
+    for wait in [ShardMapWait::SendUnaggregated, ShardMapWait::Hold] {
         let mut h = Harness::new(config().shard_map_wait(wait).build().unwrap(), 2);
         for i in 0..50 {
             h.put(&key(i), b"x");
         }
         h.producer.flush(h.now, None);
+        let listing = h.producer.poll_transmit(h.now).expect("the shard map is listed first");
+        assert!(matches!(listing.request, Request::ListShards(_)));
+        // What goes out before the listing is answered: every record unaggregated, or nothing.
+        let early: Vec<_> = std::iter::from_fn(|| h.producer.poll_transmit(h.now)).collect();
+        let early_entries: usize = early
+            .iter()
+            .map(|t| if let Request::PutRecords(p) = &t.request { p.entries.len() } else { 0 })
+            .sum();
+        let expected = if wait == ShardMapWait::Hold { 0 } else { 50 };
+        assert_eq!(early_entries, expected, "{wait:?}");
+        h.answer(listing, Reply::Success);
+        for transmit in early {
+            h.answer(transmit, Reply::Success);
+        }
         h.run(Duration::from_secs(1), |_| Reply::Success);
-        assert_eq!(h.succeeded(), 50);
-        let entries: usize =
-            h.requests.iter().map(|r| if let Request::PutRecords(p) = r { p.entries.len() } else { 0 }).sum();
-        assert_eq!(entries < 50, aggregated, "{wait:?}: {entries} entries");
+        assert_eq!(h.succeeded(), 50, "{wait:?}");
     }
+}
+
+#[test]
+fn records_not_yet_sent_unaggregated_are_aggregated_once_the_map_arrives() {
+    let config = config().collection_max_count(10).max_connections(1);
+    let mut h = Harness::new(config.build().unwrap(), 2);
+    for i in 0..50 {
+        h.put(&key(i), b"x");
+    }
+    h.producer.flush(h.now, None);
+    let listing = h.producer.poll_transmit(h.now).expect("the shard map is listed first");
+    // One connection: one request of 10 unaggregated records leaves, four wait for it.
+    let first = h.producer.poll_transmit(h.now).expect("a PutRecords");
+    assert!(h.producer.poll_transmit(h.now).is_none());
+    h.answer(listing, Reply::Success);
+    h.answer(first, Reply::Success);
+    h.run(Duration::from_secs(1), |_| Reply::Success);
+    assert_eq!(h.succeeded(), 50);
+    let entries: Vec<usize> = h
+        .requests
+        .iter()
+        .filter_map(|r| if let Request::PutRecords(p) = r { Some(p.entries.len()) } else { None })
+        .collect();
+    // The 40 that waited went back through aggregation: one aggregate per shard.
+    assert_eq!(entries, [10, 2]);
 }
 
 #[test]
