@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Harness, Reply, stream};
+use common::{Harness, Reply, first_put_then_success, stream};
 use kpl_core::{
     AggregationPolicy, Event, ProducerConfig, PutError, RecordError, Request, RequestError, RequestErrorKind,
     ShardMapWait, UserRecord,
@@ -93,13 +93,10 @@ fn throttled_entries_are_retried_and_their_attempts_reported() {
     h.start();
     let id = h.put("k", b"v");
     h.producer.flush(h.now, None);
-    let mut first = true;
-    h.run(Duration::from_secs(10), |request| match request {
-        Request::PutRecords(_) if std::mem::take(&mut first) => {
-            Reply::Entries(vec![Some("ProvisionedThroughputExceededException")])
-        }
-        _ => Reply::Success,
-    });
+    h.run(
+        Duration::from_secs(10),
+        first_put_then_success(Reply::Entries(vec![Some("ProvisionedThroughputExceededException")])),
+    );
     let receipt = h.outcomes[&id].result.as_ref().unwrap();
     assert_eq!(receipt.attempts.len(), 2);
     let error = receipt.attempts[0].error.as_ref().unwrap();
@@ -184,13 +181,14 @@ fn timeouts_are_retried_and_flagged_as_possible_duplicates() {
     h.start();
     let id = h.put("k", b"v");
     h.producer.flush(h.now, None);
-    let mut first = true;
-    h.run(Duration::from_secs(10), |request| match request {
-        Request::PutRecords(_) if std::mem::take(&mut first) => {
-            Reply::Error(RequestError::new(RequestErrorKind::Timeout, None, "no response in 6 s"))
-        }
-        _ => Reply::Success,
-    });
+    h.run(
+        Duration::from_secs(10),
+        first_put_then_success(Reply::Error(RequestError::new(
+            RequestErrorKind::Timeout,
+            None,
+            "no response in 6 s",
+        ))),
+    );
     let receipt = h.outcomes[&id].result.as_ref().unwrap();
     assert!(receipt.maybe_duplicated);
     assert_eq!(receipt.attempts.len(), 2);
@@ -381,13 +379,10 @@ fn metrics_count_what_the_kpl_reports() {
         h.put(&key(i), &[0u8; 10]);
     }
     h.producer.flush(h.now, None);
-    let mut first = true;
-    h.run(Duration::from_secs(10), |request| match request {
-        Request::PutRecords(_) if std::mem::take(&mut first) => {
-            Reply::Entries(vec![Some("ProvisionedThroughputExceededException")])
-        }
-        _ => Reply::Success,
-    });
+    h.run(
+        Duration::from_secs(10),
+        first_put_then_success(Reply::Entries(vec![Some("ProvisionedThroughputExceededException")])),
+    );
     let samples = h.producer.metrics();
     let stat = |name, code: Option<&str>| {
         let matching: Vec<_> =

@@ -39,6 +39,7 @@ pub fn even_shards(count: u32) -> Vec<ShardDescription> {
 }
 
 /// What the responder does with one PutRecords request.
+#[derive(Clone)]
 pub enum Reply {
     /// Route every entry and succeed.
     Success,
@@ -46,6 +47,15 @@ pub enum Reply {
     Error(RequestError),
     /// Per entry: `Some(code)` fails it, `None` routes it.
     Entries(Vec<Option<&'static str>>),
+}
+
+/// A responder that answers the first PutRecords with `first` and everything else with success.
+pub fn first_put_then_success(first: Reply) -> impl FnMut(&Request) -> Reply {
+    let mut first = Some(first);
+    move |request| match request {
+        Request::PutRecords(_) => first.take().unwrap_or(Reply::Success),
+        _ => Reply::Success,
+    }
 }
 
 pub struct Harness {
