@@ -7,22 +7,15 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudwatch::config::{BehaviorVersion, Credentials, Region};
-use kpl_mock_backend::{MockConfig, MockKinesis};
-use kpl_tokio::{
-    CloudWatchUploader, KinesisProducer, MetricsConfig, MetricsGranularity, MetricsLevel, MockBackend,
-    ProducerConfig, StreamTarget, UserRecord,
-};
+use kpl_tokio::{CloudWatchUploader, MetricsConfig, MetricsGranularity, MetricsLevel};
 use serde_json::Value;
 use support::cbor_bridge::CborBridge;
+use support::metrics_workload::{producer, put_records};
 use support::moto::Moto;
 
-const STREAM: &str = "orders";
-const SHARD_0: &str = "0";
-const SHARD_1: &str = "340282366920938463463374607431768211455";
 const UPLOAD_DELAY: Duration = Duration::from_millis(300);
 
 fn client(endpoint: &str) -> aws_sdk_cloudwatch::Client {
@@ -35,29 +28,6 @@ fn client(endpoint: &str) -> aws_sdk_cloudwatch::Client {
         .disable_request_compression(true)
         .build();
     aws_sdk_cloudwatch::Client::from_conf(config)
-}
-
-fn producer() -> KinesisProducer {
-    let mut kinesis = MockKinesis::new(MockConfig::calm(), 7).unwrap();
-    kinesis.create_stream(STREAM, 2).unwrap();
-    let backend = Arc::new(MockBackend::new(kinesis));
-    KinesisProducer::builder(ProducerConfig::default(), backend).seed(1).spawn().unwrap()
-}
-
-/// 6 records of 10 bytes to shard 0, 4 of 25 bytes to shard 1, all written.
-async fn put_records(producer: &KinesisProducer) {
-    let stream = StreamTarget::name(STREAM);
-    let mut results = Vec::new();
-    for (hash_key, size, count) in [(SHARD_0, 10, 6), (SHARD_1, 25, 4)] {
-        for _ in 0..count {
-            let record =
-                UserRecord::new(stream.clone(), "key", vec![7u8; size]).with_explicit_hash_key(hash_key);
-            results.push(producer.put(record).await.unwrap());
-        }
-    }
-    for result in results {
-        result.await.unwrap();
-    }
 }
 
 /// (count, sum, min, max) per (metric, dimensions as `k=v,k=v`), summed over moto's data; and units.
