@@ -17,12 +17,21 @@ pub enum AggregationPolicy {
 }
 
 /// What to do with records while a stream's shard map is not known yet.
+///
+/// The default differs from the KPL on purpose: the KPL sends every record put before the first
+/// `ListShards` answer alone and unlimited, so a producer that starts and writes at once (every CLI run,
+/// every short-lived job, every restart) pays up to 500 times the PUT units and throttles its shards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ShardMapWait {
     /// Send them unaggregated and not rate-limited, as the KPL does.
-    #[default]
     SendUnaggregated,
-    /// Hold them until the map arrives (or their TTL passes), then aggregate them.
+    /// Hold them until the map arrives, then aggregate them per shard. Bounded: if `ListShards` is refused
+    /// (a role allowed only `PutRecords` gets `AccessDeniedException`) or no map has arrived within
+    /// `shard_map_wait_timeout`, the stream falls back to aggregating records with the same hash key only,
+    /// which needs no map and is always KCL-safe (such an aggregate lands on its records' own shard), and
+    /// reports [`Event::ShardMapUnavailable`](crate::Event::ShardMapUnavailable). The listing goes on in the
+    /// background; per-shard aggregation resumes once it succeeds.
+    #[default]
     Hold,
 }
 
@@ -141,7 +150,9 @@ settings! {
     aggregation: AggregationPolicy = AggregationPolicy::PerShard, "AggregationEnabled", any;
     /// Most user records in one aggregate (`AggregationMaxCount`, 1..=2^63−1, default 4294967295).
     aggregation_max_count: u64 = 4_294_967_295, "AggregationMaxCount", range_u64(1, i64::MAX as u64, "1..=2^63-1");
-    /// Largest aggregate in bytes, magic and digest included (`AggregationMaxSize`, 64..=10 MiB, default 51200).
+    /// Largest aggregated Kinesis record in bytes (`AggregationMaxSize`, 64..=10 MiB, default 51200), counted
+    /// as Kinesis counts a record: magic, protobuf, digest and the one-byte outer partition key. The KPL leaves
+    /// the key out and so builds records one byte over a limit of exactly 1 MiB; this producer does not.
     aggregation_max_size: u64 = 51_200, "AggregationMaxSize", range_u64(64, 10 * MIB, "64..=10485760");
     /// Most Kinesis records in one PutRecords (`CollectionMaxCount`, 1..=500, default 500).
     collection_max_count: u64 = 500, "CollectionMaxCount", range_u64(1, 500, "1..=500");
@@ -172,8 +183,13 @@ settings! {
     max_outstanding_records: u64 = 1_000_000, "MaxOutstandingRecords", range_u64(1, i64::MAX as u64, "1..=2^63-1");
     /// Most bytes (data plus partition keys) accepted and not yet completed (default 256 MiB).
     max_outstanding_bytes: u64 = 256 * MIB, "MaxOutstandingBytes", range_u64(1, i64::MAX as u64, "1..=2^63-1");
-    /// What to do with records while the shard map is unknown.
-    shard_map_wait: ShardMapWait = ShardMapWait::SendUnaggregated, "ShardMapWait", any;
+    /// What to do with records while the shard map is unknown (default [`ShardMapWait::Hold`]; the KPL's is
+    /// `SendUnaggregated`).
+    shard_map_wait: ShardMapWait = ShardMapWait::Hold, "ShardMapWait", any;
+    /// With [`ShardMapWait::Hold`], how long after a stream's first record (or `add_stream`) records wait for
+    /// its first shard map before falling back to same-hash-key aggregation (`ShardMapWaitTimeout`, our own
+    /// key, 0..=3600000 ms, default 5000 ms: a few `ListShards` retries).
+    shard_map_wait_timeout: Duration = Duration::from_secs(5), "ShardMapWaitTimeout", range_ms(0, 3_600_000, "0..=3600000 ms");
     /// First retry backoff; each further failure on the shard doubles it, with full jitter (default 100 ms).
     retry_initial_backoff: Duration = Duration::from_millis(100), "RetryInitialBackoff", range_ms(1, 3_600_000, "1..=3600000 ms");
     /// Largest retry backoff (default 5 s).
@@ -204,9 +220,9 @@ impl ProducerConfigBuilder {
     pub fn build(self) -> Result<ProducerConfig, ConfigError> {
         let config = self.config;
         config.check_ranges()?;
-        // The outer partition key of an aggregate is one byte.
+        // AggregationMaxSize bounds the whole Kinesis record, outer partition key included.
         if config.aggregation != AggregationPolicy::Off
-            && config.aggregation_max_size + 1 > config.collection_max_size
+            && config.aggregation_max_size > config.collection_max_size
         {
             return Err(ConfigError::Inconsistent(format!(
                 "AggregationMaxSize {} does not fit in CollectionMaxSize {}",

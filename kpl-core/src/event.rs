@@ -16,6 +16,16 @@ pub enum Event {
         /// Number of open shards.
         open_shards: usize,
     },
+    /// No shard map could be had for a stream under [`ShardMapWait::Hold`](crate::ShardMapWait::Hold):
+    /// `ListShards` was refused, or no listing succeeded within `shard_map_wait_timeout`. Until a listing
+    /// succeeds (it is retried in the background, then [`Event::ShardMapUpdated`] follows), the stream's
+    /// records are aggregated only with records of the same hash key. Reported once per stream.
+    ShardMapUnavailable {
+        /// The stream.
+        stream: StreamTarget,
+        /// Why: the `ListShards` error, or the wait that ran out.
+        reason: String,
+    },
     /// A shard throttled us; the limiter now sends to it at this share of the configured rate.
     ShardThrottled {
         /// The stream.

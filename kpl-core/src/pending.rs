@@ -24,6 +24,9 @@ pub(crate) struct PendingRecord {
     pub(crate) expiration: Option<Instant>,
     pub(crate) attempts: Vec<Attempt>,
     pub(crate) maybe_duplicated: bool,
+    /// A request carrying it was refused for its content and the culprit is not known: it goes alone, in
+    /// a request of its own, so that a refusal names it.
+    pub(crate) isolated: bool,
 }
 
 impl PendingRecord {
@@ -50,5 +53,10 @@ impl KinesisRecordState {
     /// Bytes it counts in a PutRecords request and against a shard's rate: partition key plus data.
     pub(crate) fn wire_size(&self) -> usize {
         self.entry.partition_key.len() + self.entry.data.len()
+    }
+
+    /// Whether it must be sent in a request of its own (see `PendingRecord::isolated`).
+    pub(crate) fn isolated(&self) -> bool {
+        self.users.iter().any(|user| user.isolated)
     }
 }

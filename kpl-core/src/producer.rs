@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use kpl_deagg::limits::{MAX_PARTITION_KEY_LENGTH, is_valid_stream_arn, is_valid_stream_name, utf16_length};
 use kpl_deagg::{AggregateLimits, parse_explicit_hash_key, partition_key_hash};
 
 use crate::config::{AggregationPolicy, ProducerConfig, ShardMapWait};
@@ -38,9 +39,6 @@ const MAX_COLLECTION_WINDOW: Duration = Duration::from_millis(50);
 const LIST_SHARDS_PAGE: u32 = 1000;
 /// Error code of the per-entry throttling result.
 const THROTTLED: &str = "ProvisionedThroughputExceededException";
-/// Longest stream name Kinesis accepts; ARNs may be longer.
-const MAX_STREAM_NAME: usize = 128;
-const MAX_STREAM_ARN: usize = 2048;
 
 /// Something the producer wakes up for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -55,6 +53,8 @@ enum Timer {
     Fetch(u32),
     /// Held records may have expired.
     Held(u32),
+    /// Holding for the first shard map may have to give up.
+    MapWait(u32),
 }
 
 /// A node of a metric's dimension tree: name, error code, stream index, shard slot.
@@ -326,7 +326,7 @@ impl Producer {
                 outstanding_bytes: self.outstanding_bytes,
             });
         }
-        let stream = self.stream_for(record.stream);
+        let stream = self.stream_for(now, record.stream);
         let id = RecordId(self.next_record_id);
         self.next_record_id += 1;
         let expiration = deadline_after(now, self.config.record_ttl());
@@ -342,6 +342,7 @@ impl Producer {
             expiration,
             attempts: Vec::new(),
             maybe_duplicated: false,
+            isolated: false,
         };
         self.outstanding_bytes += cost;
         self.oldest.push(id, now);
@@ -360,7 +361,7 @@ impl Producer {
     pub fn add_stream(&mut self, now: Instant, stream: StreamTarget) -> Result<(), PutError> {
         self.clock(now);
         validate_stream(&stream)?;
-        self.stream_for(stream);
+        self.stream_for(now, stream);
         Ok(())
     }
 
@@ -547,13 +548,16 @@ impl Producer {
         now
     }
 
-    fn stream_for(&mut self, target: StreamTarget) -> u32 {
+    fn stream_for(&mut self, now: Instant, target: StreamTarget) -> u32 {
         if let Some(&index) = self.stream_index.get(&target) {
             return index;
         }
         let index = self.streams.len() as u32;
         self.stream_index.insert(target.clone(), index);
-        self.streams.push(Stream::new(target));
+        let holds = self.config.aggregation() == AggregationPolicy::PerShard
+            && self.config.shard_map_wait() == ShardMapWait::Hold;
+        let hold_until = holds.then(|| deadline_after(now, self.config.shard_map_wait_timeout())).flatten();
+        self.streams.push(Stream::new(target, hold_until));
         index
     }
 
@@ -580,22 +584,35 @@ impl Producer {
         let stream = &mut self.streams[s as usize];
         let slot = stream.map.as_ref().and_then(|map| map.predict(record.hash_key));
         let policy = self.config.aggregation();
-        if stream.map.is_none()
-            && policy == AggregationPolicy::PerShard
-            && self.config.shard_map_wait() == ShardMapWait::Hold
-        {
-            if let Some(expiration) = record.expiration {
-                self.timers.insert((expiration, Timer::Held(s)));
+        let key = match (policy, slot) {
+            _ if record.isolated => None,
+            (AggregationPolicy::PerShard, Some(slot)) => Some(AggKey::Shard(slot)),
+            (AggregationPolicy::PerShard, None)
+                if stream.map.is_none()
+                    && !stream.map_unavailable
+                    && self.config.shard_map_wait() == ShardMapWait::Hold =>
+            {
+                if let Some(expiration) = record.expiration {
+                    self.timers.insert((expiration, Timer::Held(s)));
+                }
+                // Armed by the records that wait (the same timer each time), so an idle producer sleeps.
+                if let Some(until) = stream.hold_until {
+                    self.timers.insert((until, Timer::MapWait(s)));
+                }
+                stream.held.push(record);
+                return;
             }
-            stream.held.push(record);
-            return;
-        }
-        match (policy, slot) {
-            (AggregationPolicy::PerShard, Some(slot)) => self.aggregate(now, s, AggKey::Shard(slot), record),
-            (AggregationPolicy::SameHashKey, _) => {
-                self.aggregate(now, s, AggKey::HashKey(record.hash_key), record)
+            // With no shard map to be had, records of one hash key still share aggregates: they land on one
+            // shard whatever the map.
+            (AggregationPolicy::PerShard, None) if stream.map_unavailable => {
+                Some(AggKey::HashKey(record.hash_key))
             }
-            _ => {
+            (AggregationPolicy::SameHashKey, _) => Some(AggKey::HashKey(record.hash_key)),
+            _ => None,
+        };
+        match key {
+            Some(key) => self.aggregate(now, s, key, record),
+            None => {
                 let mut alone = AggBuffer::default();
                 let limits = self.aggregate_limits();
                 // An empty buffer takes any record.
@@ -736,10 +753,13 @@ impl Producer {
             let extended = deadline_after(now, window);
             record.deadline = earliest(record.deadline.max(extended), record.expiration);
         }
+        let isolated = record.isolated();
         let stream = &mut self.streams[s as usize];
         let collector = &stream.collector;
         if !collector.records.is_empty()
-            && (collector.records.len() + 1 > max_count || collector.size + record.wire_size() > max_size)
+            && (isolated
+                || collector.records.len() + 1 > max_count
+                || collector.size + record.wire_size() > max_size)
         {
             self.send_collected(s);
         }
@@ -749,7 +769,8 @@ impl Producer {
         stream.collector.flush_requested |= record.seq < stream.flush_through;
         let shard_bytes = stream.collector.add(record);
         let collector = &stream.collector;
-        if collector.records.len() >= max_count
+        if isolated
+            || collector.records.len() >= max_count
             || collector.size >= max_size
             || shard_bytes >= SHARD_BYTES_FLUSH
         {
@@ -821,6 +842,17 @@ impl Producer {
                     stream.fetch = Fetch::Wanted { next_token: None, shards: Vec::new() };
                 }
             }
+            Timer::MapWait(s) => {
+                let stream = &self.streams[s as usize];
+                if stream.map.is_none() && stream.hold_until.is_some_and(|until| until <= now) {
+                    let waited = self.config.shard_map_wait_timeout();
+                    self.map_unavailable(
+                        now,
+                        s,
+                        format!("no shard map within shard_map_wait_timeout ({waited:?})"),
+                    );
+                }
+            }
             Timer::Held(s) => {
                 let held = std::mem::take(&mut self.streams[s as usize].held);
                 let (expired, kept): (Vec<_>, Vec<_>) =
@@ -881,8 +913,19 @@ impl Producer {
                     }
                 }
             }
-            Err(_) => false,
+            Err(error) => {
+                // A refusal will not heal by waiting (a role allowed only PutRecords, a missing stream):
+                // stop holding now; PutRecords then tells each record what is wrong.
+                if matches!(error.kind, RequestErrorKind::Fatal | RequestErrorKind::StreamNotFound)
+                    && stream.map.is_none()
+                    && stream.hold_until.is_some()
+                {
+                    self.map_unavailable(now, s, format!("ListShards failed: {error}"));
+                }
+                false
+            }
         };
+        let stream = &mut self.streams[s as usize];
         if !complete {
             // Failed, or caught mid-reshard with gaps: list again after a backoff.
             let until = now + stream.fetch_backoff;
@@ -905,6 +948,22 @@ impl Producer {
         }
         if first_map {
             self.reroute_unpredicted(now, s);
+        }
+    }
+
+    /// Gives up holding for the first shard map: held records go out aggregated by hash key, and so do later
+    /// ones until a listing succeeds. Reported once per stream.
+    fn map_unavailable(&mut self, now: Instant, s: u32, reason: String) {
+        let stream = &mut self.streams[s as usize];
+        stream.hold_until = None;
+        if stream.map_unavailable {
+            return;
+        }
+        stream.map_unavailable = true;
+        self.stats.shard_map_fallbacks += 1;
+        self.events.push_back(Event::ShardMapUnavailable { stream: stream.target.clone(), reason });
+        for record in std::mem::take(&mut stream.held) {
+            self.route(now, s, record);
         }
     }
 
@@ -1010,6 +1069,9 @@ impl Producer {
                             retry.push(record, attempt_error.clone(), ambiguous);
                         }
                     }
+                    RequestErrorKind::InvalidRequest => {
+                        self.on_invalid_request(now, s, records, started, &error, &attempt_error);
+                    }
                     RequestErrorKind::StreamNotFound | RequestErrorKind::Fatal => {
                         if error.kind == RequestErrorKind::StreamNotFound {
                             self.invalidate_map(s, started);
@@ -1024,6 +1086,44 @@ impl Producer {
             }
         }
         self.schedule_retries(now, s, started, retry);
+    }
+
+    /// A request refused for its content: only the entries that caused it fail (see
+    /// [`RequestErrorKind::InvalidRequest`]). An entry the error names, or any entry when it names none, is
+    /// a suspect. A suspect of one user record fails if it was named or alone in its request; a suspect
+    /// aggregate's user records are retried each alone; the other entries are re-sent at once. Every round
+    /// fails or isolates at least one suspect, so this ends.
+    fn on_invalid_request(
+        &mut self,
+        now: Instant,
+        s: u32,
+        records: Vec<KinesisRecordState>,
+        started: Instant,
+        error: &RequestError,
+        attempt_error: &AttemptError,
+    ) {
+        let named = error.named_entries(records.len());
+        let alone = records.len() == 1;
+        for (index, record) in records.into_iter().enumerate() {
+            let suspect = named.is_empty() || named.binary_search(&index).is_ok();
+            if suspect && record.users.len() == 1 && (alone || !named.is_empty()) {
+                self.fail_all(s, record, started, now, attempt_error, || {
+                    RecordError::Rejected(error.clone())
+                });
+                continue;
+            }
+            for mut user in record.users {
+                user.attempts.push(Attempt { started, ended: now, error: Some(attempt_error.clone()) });
+                if has_passed(user.expiration, now) {
+                    self.fail_expired(s, user);
+                    continue;
+                }
+                self.stats.retries += 1;
+                user.isolated |= suspect;
+                user.deadline = earliest(Some(now), user.expiration);
+                self.route(now, s, user);
+            }
+        }
     }
 
     fn on_entry(
@@ -1286,11 +1386,11 @@ fn validate(config: &ProducerConfig, record: &UserRecord) -> Result<Option<u128>
     if key.is_empty() {
         return Err(PutError::EmptyPartitionKey);
     }
-    // A key of at most 256 bytes has at most 256 characters: count only when it could matter.
-    if key.len() > 256 {
-        let chars = key.chars().count();
-        if chars > 256 {
-            return Err(PutError::PartitionKeyTooLong { chars });
+    // A key of at most 256 bytes has at most 256 UTF-16 units: count only when it could matter.
+    if key.len() > MAX_PARTITION_KEY_LENGTH {
+        let length = utf16_length(key);
+        if length > MAX_PARTITION_KEY_LENGTH {
+            return Err(PutError::PartitionKeyTooLong { length });
         }
     }
     let explicit_hash_key = record.explicit_hash_key.as_deref().map(parse_explicit_hash_key).transpose()?;
@@ -1303,12 +1403,12 @@ fn validate(config: &ProducerConfig, record: &UserRecord) -> Result<Option<u128>
 }
 
 fn validate_stream(stream: &StreamTarget) -> Result<(), PutError> {
-    let (name, limit) = match stream {
-        StreamTarget::Name(name) => (name, MAX_STREAM_NAME),
-        StreamTarget::Arn(arn) => (arn, MAX_STREAM_ARN),
+    let valid = match stream {
+        StreamTarget::Name(name) => is_valid_stream_name(name),
+        StreamTarget::Arn(arn) => is_valid_stream_arn(arn),
     };
-    if name.is_empty() || name.len() > limit {
-        return Err(PutError::InvalidStream(name.to_string()));
+    if !valid {
+        return Err(PutError::InvalidStream(stream.to_string()));
     }
     Ok(())
 }

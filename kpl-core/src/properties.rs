@@ -75,7 +75,8 @@ impl ProducerConfig {
     ///   `CollectionMaxCount`, `CollectionMaxSize`, `RecordMaxBufferedTime`, `RecordTtl`, `MaxConnections`,
     ///   `RequestTimeout`, `RateLimit`, `FailIfThrottled`, `MaxUserRecordSize`. Ours, in the same style:
     ///   `ShardMaxRecordsPerSecond`, `ShardMaxBytesPerSecond`, `MaxOutstandingRecords`, `MaxOutstandingBytes`,
-    ///   `RetryInitialBackoff`, `RetryMaxBackoff`, `ShardMapWait` (`SendUnaggregated` or `Hold`) and
+    ///   `RetryInitialBackoff`, `RetryMaxBackoff`, `ShardMapWait` (`Hold`, the default, or `SendUnaggregated`),
+    ///   `ShardMapWaitTimeout` and
     ///   `AggregationPolicy` (`PerShard`, `SameHashKey` or `Off`; if `AggregationEnabled` is also given, the two
     ///   must agree). Times are milliseconds, as in the KPL.
     /// - **KPL settings of other layers** ([`NON_CORE_KPL_KEYS`]: region, endpoints, ports, TLS, proxy,
@@ -605,7 +606,8 @@ MaxUserRecordSize = 1048576;
              MaxOutstandingBytes = 1048576
              RetryInitialBackoff = 50
              RetryMaxBackoff = 2000
-             ShardMapWait = Hold",
+             ShardMapWait = SendUnaggregated
+             ShardMapWaitTimeout = 2500",
         );
         let expected = ProducerConfig::builder()
             .aggregation(AggregationPolicy::Off)
@@ -626,7 +628,8 @@ MaxUserRecordSize = 1048576;
             .max_outstanding_bytes(1_048_576)
             .retry_initial_backoff(Duration::from_millis(50))
             .retry_max_backoff(Duration::from_secs(2))
-            .shard_map_wait(ShardMapWait::Hold)
+            .shard_map_wait(ShardMapWait::SendUnaggregated)
+            .shard_map_wait_timeout(Duration::from_millis(2500))
             .build()
             .expect("valid");
         assert_eq!(loaded.config, expected);
@@ -755,10 +758,15 @@ MaxUserRecordSize = 1048576;
             error("MaxConnections = 0"),
             ConfigError::OutOfRange { setting: "MaxConnections", .. }
         ));
+        // AggregationMaxSize counts the aggregate's key: an aggregate of exactly CollectionMaxSize fits.
         assert!(matches!(
-            error("AggregationMaxSize = 1048576\nCollectionMaxSize = 1048576"),
+            error("AggregationMaxSize = 1048577\nCollectionMaxSize = 1048576"),
             ConfigError::Inconsistent(_)
         ));
+        assert!(
+            ProducerConfig::from_properties("AggregationMaxSize = 1048576\nCollectionMaxSize = 1048576")
+                .is_ok()
+        );
         assert!(matches!(
             error("Region = eu\\u00zz"),
             ConfigError::InvalidValue { key, reason, .. } if key == "Region" && reason.starts_with("line 1: malformed")

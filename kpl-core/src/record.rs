@@ -13,7 +13,8 @@ use crate::request::RequestError;
 pub struct UserRecord {
     /// The stream to write to.
     pub stream: StreamTarget,
-    /// Partition key: 1 to 256 Unicode characters. Routes the record unless an explicit hash key is set.
+    /// Partition key: 1 to 256 UTF-16 code units (characters, with those outside the Basic Multilingual
+    /// Plane counted twice, as Kinesis counts). Routes the record unless an explicit hash key is set.
     pub partition_key: String,
     /// Explicit hash key: a decimal number in 0..=2^128−1 that routes the record instead.
     pub explicit_hash_key: Option<String>,
@@ -124,17 +125,20 @@ pub struct RecordOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PutError {
-    /// The stream name or ARN is empty or too long.
-    #[error("invalid stream name {0:?}")]
+    /// The stream name or ARN is not one Kinesis accepts: a name of 1 to 128 characters of
+    /// `[a-zA-Z0-9_.-]`, or an ARN `arn:aws…:kinesis:<region>:<12-digit account>:stream/<name>` of at most
+    /// 2048 characters (see [`kpl_deagg::limits`]).
+    #[error("invalid stream name or ARN {0:?}")]
     InvalidStream(String),
     /// The partition key is empty.
     #[error("partition key is empty")]
     EmptyPartitionKey,
-    /// The partition key has more than 256 Unicode characters.
-    #[error("partition key has {chars} characters, more than 256")]
+    /// The partition key is longer than 256 UTF-16 code units, the unit Kinesis counts it in (a character
+    /// outside the Basic Multilingual Plane, such as an emoji, counts twice).
+    #[error("partition key is {length} UTF-16 code units long, more than 256")]
     PartitionKeyTooLong {
-        /// Its length in characters.
-        chars: usize,
+        /// Its length in UTF-16 code units.
+        length: usize,
     },
     /// The explicit hash key is not a decimal in 0..=2^128−1.
     #[error("invalid explicit hash key: {0}")]

@@ -138,13 +138,116 @@ pub enum RequestErrorKind {
     /// The stream does not exist (`ResourceNotFoundException`): the shard map is refreshed and the
     /// records fail at once.
     StreamNotFound,
+    /// The request's content was refused (`ValidationException`, `InvalidArgumentException`, HTTP 413):
+    /// something one entry carries, such as a record over the stream's size limit. Only that entry's
+    /// records fail; the others are re-sent at once. The entries the message names (`records.N`, 1-based,
+    /// as the service writes them; see [`RequestError::named_entries`]) are the culprits; if it names none,
+    /// every entry is retried alone to find which. A refusal of a request with a single user record fails
+    /// that record.
+    InvalidRequest,
     /// Will not succeed by retrying (validation, access denied, KMS key errors): the records fail at once.
     Fatal,
+}
+
+/// Error codes the producer retries with backoff and a slower rate to the shard.
+const THROTTLING: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "LimitExceededException",
+    "KMSThrottlingException",
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "SlowDown",
+];
+
+/// Error codes for a request whose content was refused: something one entry carries.
+const INVALID_REQUEST: &[&str] = &["ValidationException", "InvalidArgumentException"];
+
+/// Error codes retrying cannot fix, whatever the request carries.
+const FATAL: &[&str] = &[
+    "AccessDeniedException",
+    "KMSAccessDeniedException",
+    "KMSDisabledException",
+    "KMSInvalidStateException",
+    "KMSNotFoundException",
+    "KMSOptInRequired",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+    "InvalidClientTokenId",
+    "ResourceInUseException",
+];
+
+impl RequestErrorKind {
+    /// The class of a Kinesis service error from its error code, or from its HTTP status when the code is
+    /// unknown: throttling codes and 429 are [`Throttling`](Self::Throttling); `ResourceNotFoundException`
+    /// is [`StreamNotFound`](Self::StreamNotFound); `ValidationException`, `InvalidArgumentException` and
+    /// 413 are [`InvalidRequest`](Self::InvalidRequest); access, signature and KMS key errors and other 4xx
+    /// are [`Fatal`](Self::Fatal); 5xx and `ExpiredTokenException` (credentials are refreshed on the next
+    /// call) are [`Transient`](Self::Transient). Adapters and simulated backends share it, so they cannot
+    /// classify one code two ways.
+    pub fn of_service_error(code: Option<&str>, status: u16) -> Self {
+        match code {
+            Some(code) if THROTTLING.contains(&code) => Self::Throttling,
+            Some("ResourceNotFoundException") => Self::StreamNotFound,
+            Some(code) if INVALID_REQUEST.contains(&code) => Self::InvalidRequest,
+            Some(code) if FATAL.contains(&code) => Self::Fatal,
+            _ => match status {
+                429 => Self::Throttling,
+                413 => Self::InvalidRequest,
+                400..=499 if code != Some("ExpiredTokenException") => Self::Fatal,
+                _ => Self::Transient,
+            },
+        }
+    }
 }
 
 impl RequestError {
     /// A request error of the given kind.
     pub fn new(kind: RequestErrorKind, code: Option<&str>, message: impl Into<String>) -> Self {
         Self { kind, code: code.map(str::to_owned), message: message.into() }
+    }
+
+    /// The entries of a request of `entries` entries that the message names, as 0-based indexes in
+    /// increasing order: the service names a member as `records.N` with `N` 1-based (e.g. `Value at
+    /// 'records.2.member.data' failed to satisfy constraint`). Positions outside the request are ignored.
+    pub fn named_entries(&self, entries: usize) -> Vec<usize> {
+        const MEMBER: &str = "records.";
+        let mut named: Vec<usize> = self
+            .message
+            .match_indices(MEMBER)
+            .filter_map(|(at, _)| {
+                let digits = &self.message[at + MEMBER.len()..];
+                let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+                digits[..end].parse::<usize>().ok()
+            })
+            .filter(|&position| (1..=entries).contains(&position))
+            .map(|position| position - 1)
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        named
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_entries_are_the_services_1_based_members_as_indexes() {
+        let error = |message: &str| RequestError::new(RequestErrorKind::InvalidRequest, None, message);
+        let two = error(
+            "2 validation errors detected: Value at 'records.3.member.data' failed to satisfy constraint: \
+             Member must have length less than or equal to 1048576; Value 'x' at 'records.1.member.partitionKey' \
+             failed; again records.3",
+        );
+        assert_eq!(two.named_entries(3), vec![0, 2]);
+        // Out of the request, or no number: ignored.
+        assert_eq!(two.named_entries(2), vec![0]);
+        assert_eq!(error("Records size exceeds 5 MB limit").named_entries(10), Vec::<usize>::new());
+        assert_eq!(error("at 'records.0' and records. and records.x").named_entries(10), Vec::<usize>::new());
     }
 }

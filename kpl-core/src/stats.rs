@@ -20,6 +20,9 @@ pub struct ProducerStats {
     pub list_shards_requests: u64,
     /// ListShards listings that failed or came back incomplete.
     pub list_shards_failures: u64,
+    /// Streams that fell back to same-hash-key aggregation for want of a shard map
+    /// ([`Event::ShardMapUnavailable`](crate::Event::ShardMapUnavailable)).
+    pub shard_map_fallbacks: u64,
     /// User-record retries scheduled.
     pub retries: u64,
     /// Entries throttled by their shard.

@@ -171,6 +171,10 @@ pub(crate) struct Stream {
     pub(crate) buffers: DetMap<AggKey, AggBuffer>,
     /// Records waiting for the first shard map (`ShardMapWait::Hold`).
     pub(crate) held: Vec<PendingRecord>,
+    /// When holding for the first shard map gives up (`shard_map_wait_timeout` after the stream was seen).
+    pub(crate) hold_until: Option<Instant>,
+    /// No shard map could be had in time: records are aggregated by hash key until one arrives.
+    pub(crate) map_unavailable: bool,
     pub(crate) collector: Collector,
     /// Kinesis records created before this sequence number are being flushed.
     pub(crate) flush_through: u64,
@@ -186,9 +190,11 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    pub(crate) fn new(target: StreamTarget) -> Self {
+    pub(crate) fn new(target: StreamTarget, hold_until: Option<Instant>) -> Self {
         Self {
             target,
+            hold_until,
+            map_unavailable: false,
             map: None,
             map_updated_at: None,
             fetch: Fetch::Wanted { next_token: None, shards: Vec::new() },
@@ -245,6 +251,7 @@ impl Stream {
         }
         let open = ends.len();
         self.map = Some(ShardMap::new(ends));
+        self.map_unavailable = false;
         self.map_updated_at = Some(now);
         self.fetch = Fetch::Idle;
         self.fetch_backoff = LIST_SHARDS_MIN_BACKOFF;
@@ -273,6 +280,7 @@ mod tests {
             expiration: Some(expiration),
             attempts: Vec::new(),
             maybe_duplicated: false,
+            isolated: false,
         }
     }
 

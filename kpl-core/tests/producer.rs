@@ -244,7 +244,15 @@ fn invalid_records_get_typed_errors_and_buffer_nothing() {
     let mut h = Harness::new(config().max_record_size(600).build().unwrap(), 1);
     let cases = [
         (UserRecord::new(stream(), "", &b"x"[..]), PutError::EmptyPartitionKey),
-        (UserRecord::new(stream(), "é".repeat(257), &b"x"[..]), PutError::PartitionKeyTooLong { chars: 257 }),
+        (
+            UserRecord::new(stream(), "é".repeat(257), &b"x"[..]),
+            PutError::PartitionKeyTooLong { length: 257 },
+        ),
+        // 129 code points outside the BMP are 258 UTF-16 units: Kinesis refuses them, so must the producer.
+        (
+            UserRecord::new(stream(), "\u{1F511}".repeat(129), &b"x"[..]),
+            PutError::PartitionKeyTooLong { length: 258 },
+        ),
         (UserRecord::new(stream(), "k", vec![0u8; 600]), PutError::RecordTooLarge { size: 601, max: 600 }),
         (
             UserRecord::new(stream(), "k", &b"x"[..]).with_explicit_hash_key("-1"),
@@ -254,13 +262,28 @@ fn invalid_records_get_typed_errors_and_buffer_nothing() {
             UserRecord::new(kpl_core::StreamTarget::name(""), "k", &b"x"[..]),
             PutError::InvalidStream(String::new()),
         ),
+        (
+            UserRecord::new(kpl_core::StreamTarget::name("my stream"), "k", &b"x"[..]),
+            PutError::InvalidStream("my stream".into()),
+        ),
+        (
+            UserRecord::new(
+                kpl_core::StreamTarget::arn("arn:aws:kinesis:us-east-1:1:stream/s"),
+                "k",
+                &b"x"[..],
+            ),
+            PutError::InvalidStream("arn:aws:kinesis:us-east-1:1:stream/s".into()),
+        ),
     ];
     for (record, error) in cases {
         assert_eq!(h.producer.put_record(h.now, record), Err(error));
     }
-    // 256 two-byte characters is within the limit.
+    // 256 two-byte characters is within the limit, and so are 128 four-byte ones (256 UTF-16 units).
     assert!(h.producer.put_record(h.now, UserRecord::new(stream(), "é".repeat(256), &b""[..])).is_ok());
-    assert_eq!(h.producer.outstanding_records(), 1);
+    assert!(
+        h.producer.put_record(h.now, UserRecord::new(stream(), "\u{1F511}".repeat(128), &b""[..])).is_ok()
+    );
+    assert_eq!(h.producer.outstanding_records(), 2);
 }
 
 #[test]
@@ -308,7 +331,8 @@ fn until_the_map_is_known_records_go_unaggregated_or_are_held() {
 
 #[test]
 fn records_not_yet_sent_unaggregated_are_aggregated_once_the_map_arrives() {
-    let config = config().collection_max_count(10).max_connections(1);
+    let config =
+        config().shard_map_wait(ShardMapWait::SendUnaggregated).collection_max_count(10).max_connections(1);
     let mut h = Harness::new(config.build().unwrap(), 2);
     for i in 0..50 {
         h.put(&key(i), b"x");
@@ -423,4 +447,143 @@ fn records_released_together_are_aggregated_together() {
     let entries: usize =
         h.requests.iter().map(|r| if let Request::PutRecords(p) = r { p.entries.len() } else { 0 }).sum();
     assert_eq!(entries, 2, "one aggregate per shard");
+}
+
+/// Entries of every PutRecords the harness answered, in order.
+fn put_entries(h: &Harness) -> Vec<Vec<kpl_core::PutRecordsEntry>> {
+    h.requests
+        .iter()
+        .filter_map(|r| if let Request::PutRecords(p) = r { Some(p.entries.clone()) } else { None })
+        .collect()
+}
+
+fn unavailable_events(h: &Harness) -> usize {
+    h.events.iter().filter(|e| matches!(e, Event::ShardMapUnavailable { .. })).count()
+}
+
+#[test]
+fn a_refused_list_shards_falls_back_to_same_key_aggregation_then_to_the_map() {
+    let mut h = Harness::new(config().build().unwrap(), 2);
+    for i in 0..30 {
+        h.put(&format!("customer-{}", i % 3), b"x");
+    }
+    h.producer.flush(h.now, None);
+    let denied = RequestError::new(RequestErrorKind::Fatal, Some("AccessDeniedException"), "no ListShards");
+    // Refused at once: no waiting out the hold (5 s), only the records' buffering time (100 ms).
+    h.run(Duration::from_millis(500), |request| match request {
+        Request::ListShards(_) => Reply::ListShardsError(denied.clone()),
+        _ => Reply::Success,
+    });
+    assert_eq!(h.succeeded(), 30);
+    assert_eq!(unavailable_events(&h), 1);
+    assert_eq!(h.producer.stats().shard_map_fallbacks, 1);
+    // One aggregate per key: three Kinesis records of ten user records each, each routed by its own key.
+    let entries = put_entries(&h).concat();
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    for entry in &entries {
+        let users = kpl_deagg::Deaggregator::new(kpl_deagg::Mode::Strict)
+            .deaggregate(kpl_deagg::ReceivedRecord {
+                data: entry.data.clone(),
+                partition_key: entry.partition_key.clone(),
+                explicit_hash_key: None,
+                sequence_number: "1".into(),
+            })
+            .unwrap()
+            .collect::<Vec<_>>();
+        assert_eq!(users.len(), 10);
+        assert!(users.iter().all(|u| u.partition_key == users[0].partition_key));
+    }
+    // The listing is retried in the background; once it succeeds, records aggregate per shard again.
+    h.run(Duration::from_secs(5), |_| Reply::Success);
+    assert!(h.events.iter().any(|e| matches!(e, Event::ShardMapUpdated { .. })));
+    let before = put_entries(&h).len();
+    for i in 0..40 {
+        h.put(&key(i), b"y");
+    }
+    h.producer.flush(h.now, None);
+    h.run(Duration::from_secs(1), |_| Reply::Success);
+    assert_eq!(h.succeeded(), 70);
+    let after: usize = put_entries(&h)[before..].iter().map(Vec::len).sum();
+    assert_eq!(after, 2, "40 keys over two shards: one aggregate per shard");
+    assert_eq!(unavailable_events(&h), 1, "reported once");
+}
+
+#[test]
+fn holding_for_the_shard_map_gives_up_after_shard_map_wait_timeout() {
+    let wait = Duration::from_secs(3);
+    let mut h = Harness::new(config().shard_map_wait_timeout(wait).build().unwrap(), 2);
+    let start = h.now;
+    for i in 0..20 {
+        h.put(&format!("customer-{}", i % 2), b"x");
+    }
+    let failing = RequestError::new(RequestErrorKind::Transient, Some("InternalFailure"), "500");
+    let mut first_put = None;
+    h.run(Duration::from_secs(4), |request| match request {
+        Request::ListShards(_) => Reply::ListShardsError(failing.clone()),
+        Request::PutRecords(_) => {
+            first_put.get_or_insert(());
+            Reply::Success
+        }
+        _ => Reply::Success,
+    });
+    assert_eq!(h.succeeded(), 20);
+    assert_eq!(unavailable_events(&h), 1);
+    // Nothing was sent before the wait ran out, and then two aggregates (one per key) went at once.
+    let written_at =
+        h.outcomes.values().map(|o| o.result.as_ref().unwrap().attempts[0].started).min().unwrap();
+    assert!(
+        written_at >= start + wait && written_at < start + wait + Duration::from_millis(200),
+        "{:?}",
+        written_at - start
+    );
+    assert_eq!(put_entries(&h).concat().len(), 2);
+}
+
+fn refusal(message: &str) -> RequestError {
+    RequestError::new(RequestErrorKind::InvalidRequest, Some("ValidationException"), message)
+}
+
+#[test]
+fn a_request_refused_for_one_named_entry_fails_only_that_entry() {
+    let mut h = Harness::new(config().aggregation(AggregationPolicy::Off).build().unwrap(), 1);
+    h.start();
+    let small_1 = h.put("k", b"small-1");
+    let big = h.put("k", &[0u8; 2000]);
+    let small_3 = h.put("k", b"small-3");
+    h.producer.flush(h.now, None);
+    let named =
+        refusal("1 validation error detected: Value at 'records.2.member.data' failed to satisfy constraint");
+    h.run(Duration::from_secs(1), first_put_then_success(Reply::Error(named.clone())));
+    assert_eq!(h.outcomes[&big].result.as_ref().unwrap_err().error, RecordError::Rejected(named));
+    for id in [small_1, small_3] {
+        let receipt = h.outcomes[&id].result.as_ref().unwrap();
+        assert_eq!(receipt.attempts.len(), 2, "re-sent once");
+    }
+}
+
+#[test]
+fn a_refusal_that_names_no_entry_isolates_each_to_find_the_culprit() {
+    // Aggregated: the culprit hides inside an aggregate with innocent records.
+    let mut h = Harness::new(config().build().unwrap(), 1);
+    h.start();
+    let ids: Vec<_> = (0..5).map(|i| h.put(&format!("k{i}"), format!("ok-{i}").as_bytes())).collect();
+    let culprit = h.put("bad", b"too big for this stream");
+    h.producer.flush(h.now, None);
+    let anonymous = refusal("Records size exceeds the limit");
+    let holds_culprit = |put: &kpl_core::PutRecordsRequest| {
+        put.entries.iter().any(|e| e.data.windows(7).any(|w| w == b"too big"))
+    };
+    h.run(Duration::from_secs(2), |request| match request {
+        Request::PutRecords(put) if holds_culprit(put) => Reply::Error(anonymous.clone()),
+        _ => Reply::Success,
+    });
+    assert_eq!(h.outcomes[&culprit].result.as_ref().unwrap_err().error, RecordError::Rejected(anonymous));
+    for id in ids {
+        assert!(h.outcomes[&id].result.is_ok(), "{id:?}");
+    }
+    // After the refusal every suspect went alone, in a request of its own.
+    let puts = put_entries(&h);
+    assert_eq!(puts[0].len(), 1, "one aggregate first");
+    assert!(puts[1..].iter().all(|entries| entries.len() == 1), "{puts:?}");
+    assert_eq!(puts.len(), 1 + 6);
 }

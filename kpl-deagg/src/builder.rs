@@ -35,7 +35,11 @@ type KeyHasher = foldhash::fast::FixedState;
 /// Limits an aggregate must stay within, as the KPL's `AggregationMaxSize` and `AggregationMaxCount`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AggregateLimits {
-    /// Largest encoded size in bytes (magic, protobuf and digest included).
+    /// Largest Kinesis record in bytes, counted as Kinesis counts a record against its size limit: the
+    /// aggregate (magic, protobuf and digest) plus its one-byte outer partition key
+    /// ([`AGGREGATE_PARTITION_KEY`]). So `AggregationMaxSize = 1048576` yields records that fit a 1 MiB
+    /// stream whether or not the service counts the key (the KPL compares the aggregate alone, and builds
+    /// records one byte over).
     pub max_size: usize,
     /// Largest number of user records.
     pub max_count: usize,
@@ -45,7 +49,7 @@ pub struct AggregateLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the record would make the aggregate {size_after} bytes and {count_after} records")]
 pub struct AggregateFull {
-    /// Encoded size the aggregate would have had with the record.
+    /// Size the Kinesis record would have had with the record: encoded aggregate plus outer partition key.
     pub size_after: usize,
     /// Record count the aggregate would have had with the record.
     pub count_after: usize,
@@ -250,7 +254,7 @@ impl AggregateBuilder {
         let ehk = explicit_hash_key.map(|key| (key, self.explicit_hash_key_slot(key)));
         let added = Self::added_len(partition_key, &pk, ehk.as_ref().map(|(k, s)| (*k, s)), data.len());
         if !self.is_empty() {
-            let size_after = AGGREGATE_OVERHEAD + self.protobuf_len + added;
+            let size_after = AGGREGATE_PARTITION_KEY.len() + AGGREGATE_OVERHEAD + self.protobuf_len + added;
             let count_after = self.entries.len() + 1;
             if size_after > limits.max_size || count_after > limits.max_count {
                 return Err(AggregateFull { size_after, count_after });
@@ -441,7 +445,9 @@ mod tests {
         let data = Bytes::from(vec![7u8; 100]);
         let mut builder = AggregateBuilder::new();
         builder.add("a-key", None, &data);
-        let exact = builder.encoded_len_with("b-key", None, data.len());
+        let encoded = builder.encoded_len_with("b-key", None, data.len());
+        // The limit is on the Kinesis record: the aggregate plus its outer partition key "a".
+        let exact = encoded + AGGREGATE_PARTITION_KEY.len();
         let too_small = AggregateLimits { max_size: exact - 1, max_count: 10 };
         assert_eq!(
             builder.try_add("b-key", None, &data, too_small),
@@ -452,8 +458,9 @@ mod tests {
         assert!(builder.try_add("b-key", None, &data, by_count).is_err());
         let fits = AggregateLimits { max_size: exact, max_count: 2 };
         assert_eq!(builder.try_add("b-key", None, &data, fits), Ok(()));
-        assert_eq!(builder.encoded_len(), exact);
-        assert_eq!(builder.finish().map(|r| r.data.len()), Some(exact));
+        assert_eq!(builder.encoded_len(), encoded);
+        let record = builder.finish().expect("two records");
+        assert_eq!(record.partition_key.len() + record.data.len(), exact);
     }
 
     #[test]

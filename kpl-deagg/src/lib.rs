@@ -29,6 +29,7 @@
 mod builder;
 mod deagg;
 mod hash;
+pub mod limits;
 mod proto;
 
 pub use builder::{

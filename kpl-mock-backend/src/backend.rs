@@ -12,7 +12,7 @@ use crate::config::{ConfigError, Faults, MockConfig, RequestFaults};
 use crate::error::MockError;
 use crate::stats::MockStats;
 use crate::stream::{Commit, CommittedRecord, Shard, Stream};
-use crate::validate::{check_arguments, check_constraints, fatal};
+use crate::validate::{check_arguments, check_constraints, client_error};
 use kpl_core::SplitMix64;
 
 /// How long a `ListShards` `NextToken` stays valid, as in the service.
@@ -396,7 +396,7 @@ impl MockKinesis {
             } else {
                 format!("less than or equal to {MAX_LIST_SHARDS_RESULTS}")
             };
-            return Err(fatal(
+            return Err(client_error(
                 "ValidationException",
                 format!(
                     "1 validation error detected: Value '{max_results}' at 'maxResults' failed to satisfy \
@@ -435,12 +435,11 @@ impl MockKinesis {
     }
 
     fn redeem(&self, now: Instant, token: &str) -> Result<PageCursor, RequestError> {
-        let issued = self
-            .tokens
-            .get(token)
-            .ok_or_else(|| fatal("InvalidArgumentException", format!("Invalid NextToken: {token}.")))?;
+        let issued = self.tokens.get(token).ok_or_else(|| {
+            client_error("InvalidArgumentException", format!("Invalid NextToken: {token}."))
+        })?;
         if now.saturating_duration_since(issued.issued_at) > NEXT_TOKEN_LIFETIME {
-            return Err(fatal(
+            return Err(client_error(
                 "ExpiredNextTokenException",
                 format!(
                     "The NextToken has expired; a NextToken is valid for {} seconds.",

@@ -159,8 +159,8 @@ impl MockConfig {
     pub fn calm() -> Self {
         Self {
             shard_limits: Some(ShardLimits::KINESIS),
-            max_record_size: MIB,
-            max_request_size: 5 * MIB,
+            max_record_size: kpl_deagg::limits::MAX_RECORD_SIZE,
+            max_request_size: kpl_deagg::limits::MAX_REQUEST_SIZE,
             latency: Duration::from_millis(20),
             jitter: Duration::from_millis(10),
             request_timeout: Duration::from_secs(6),

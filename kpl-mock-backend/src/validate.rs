@@ -2,27 +2,25 @@
 //!
 //! 1. Constraints of the API model, checked before anything else (even before the stream is looked up):
 //!    `ValidationException`, listing every violation as `N validation errors detected: ...; ...`, with
-//!    1-based member positions. These are 1..=500 entries, a partition key of 1..=256 characters, data of
+//!    1-based member positions. These are 1..=500 entries, a partition key of 1..=256 UTF-16 code units (as the service
+//!    and kinesalite count), data of
 //!    at most the record size limit, and an explicit hash key matching `0|([1-9]\d{0,38})`.
 //! 2. Arguments, checked once the stream is known: `InvalidArgumentException`, first failure only. These
 //!    are an explicit hash key above 2^128 − 1, a record whose data plus partition key exceed the record
 //!    size limit, and a request whose data plus partition keys exceed the request size limit.
 
 use kpl_core::{PutRecordsEntry, RequestError, RequestErrorKind};
+use kpl_deagg::limits::{MAX_PARTITION_KEY_LENGTH, MAX_REQUEST_ENTRIES, utf16_length};
 use kpl_deagg::{HashKeyError, parse_explicit_hash_key, partition_key_hash};
 
 use crate::config::{MIB, MockConfig};
 
-/// Most entries in one request.
-pub(crate) const MAX_ENTRIES: usize = 500;
-/// Most characters in a partition key.
-pub(crate) const MAX_PARTITION_KEY_CHARS: usize = 256;
 /// Most digits an explicit hash key may have by the API's pattern.
 const MAX_EXPLICIT_HASH_KEY_DIGITS: usize = 39;
 
-/// A whole-request error with code `code`, which makes the producer give up on the records.
-pub(crate) fn fatal(code: &str, message: impl Into<String>) -> RequestError {
-    RequestError::new(RequestErrorKind::Fatal, Some(code), message)
+/// A whole-request client error (HTTP 400) with code `code`, classed as an adapter classes it.
+pub(crate) fn client_error(code: &str, message: impl Into<String>) -> RequestError {
+    RequestError::new(RequestErrorKind::of_service_error(Some(code), 400), Some(code), message)
 }
 
 /// Stage 1: the API model's constraints.
@@ -34,20 +32,20 @@ pub(crate) fn check_constraints(
     if entries.is_empty() {
         violations.push(length_violation("records", None, "greater than or equal to", 1));
     }
-    if entries.len() > MAX_ENTRIES {
-        violations.push(length_violation("records", None, "less than or equal to", MAX_ENTRIES));
+    if entries.len() > MAX_REQUEST_ENTRIES {
+        violations.push(length_violation("records", None, "less than or equal to", MAX_REQUEST_ENTRIES));
     }
     for (position, entry) in (1..).zip(entries) {
         let key = &entry.partition_key;
         let key_field = format!("records.{position}.member.partitionKey");
         if key.is_empty() {
             violations.push(length_violation(&key_field, Some(key), "greater than or equal to", 1));
-        } else if key.chars().count() > MAX_PARTITION_KEY_CHARS {
+        } else if utf16_length(key) > MAX_PARTITION_KEY_LENGTH {
             violations.push(length_violation(
                 &key_field,
                 Some(key),
                 "less than or equal to",
-                MAX_PARTITION_KEY_CHARS,
+                MAX_PARTITION_KEY_LENGTH,
             ));
         }
         if entry.data.len() > max_record_size {
@@ -63,8 +61,11 @@ pub(crate) fn check_constraints(
     }
     match violations.len() {
         0 => Ok(()),
-        1 => Err(fatal("ValidationException", format!("1 validation error detected: {}", violations[0]))),
-        n => Err(fatal(
+        1 => Err(client_error(
+            "ValidationException",
+            format!("1 validation error detected: {}", violations[0]),
+        )),
+        n => Err(client_error(
             "ValidationException",
             format!("{n} validation errors detected: {}", violations.join("; ")),
         )),
@@ -92,7 +93,7 @@ pub(crate) fn check_arguments(
     entries: &[PutRecordsEntry],
     config: &MockConfig,
 ) -> Result<Vec<u128>, RequestError> {
-    let invalid = |message: String| fatal("InvalidArgumentException", message);
+    let invalid = |message: String| client_error("InvalidArgumentException", message);
     let mut total = 0usize;
     let mut hash_keys = Vec::with_capacity(entries.len());
     for (position, entry) in (1..).zip(entries) {

@@ -167,44 +167,14 @@ fn truncate(message: &str) -> String {
     }
 }
 
-/// Error codes the producer retries with backoff and a slower rate to the shard.
-const THROTTLING: &[&str] = &[
-    "ProvisionedThroughputExceededException",
-    "LimitExceededException",
-    "KMSThrottlingException",
-    "ThrottlingException",
-    "Throttling",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-    "SlowDown",
-];
-
-/// Error codes retrying cannot fix. `ValidationException` is not modelled by the SDK: it arrives as an
-/// unhandled error and is recognised by its code.
-const FATAL: &[&str] = &[
-    "ValidationException",
-    "InvalidArgumentException",
-    "AccessDeniedException",
-    "KMSAccessDeniedException",
-    "KMSDisabledException",
-    "KMSInvalidStateException",
-    "KMSNotFoundException",
-    "KMSOptInRequired",
-    "UnrecognizedClientException",
-    "InvalidSignatureException",
-    "IncompleteSignature",
-    "MissingAuthenticationToken",
-    "InvalidClientTokenId",
-    "ResourceInUseException",
-];
-
 /// Every SDK error mapped onto the core's classes, in one place:
 ///
 /// | SDK error | class |
 /// |---|---|
 /// | service error with a throttling code (`ProvisionedThroughputExceededException`, `LimitExceededException`, KMS throttling, ...), or HTTP 429 | `Throttling` |
 /// | `ResourceNotFoundException` | `StreamNotFound` |
-/// | validation, bad arguments, access and signature errors, KMS key errors, other 4xx | `Fatal` |
+/// | the request's content refused (`ValidationException`, `InvalidArgumentException`, HTTP 413) | `InvalidRequest` |
+/// | access and signature errors, KMS key errors, other 4xx | `Fatal` |
 /// | `InternalFailure`, `ServiceUnavailable`, other 5xx, expired credentials (refreshed on the next call) | `Transient` |
 /// | could not connect or send (`DispatchFailure` that is not a timeout) | `Transient` |
 /// | SDK timeout, or a connection lost or a response unreadable after the request was sent | `Timeout` (ambiguous: may have been written) |
@@ -220,7 +190,11 @@ where
         SdkError::ServiceError(service) => {
             let code = service.err().code();
             let status = service.raw().status().as_u16();
-            RequestError { kind: classify_service(code, status), code: code.map(str::to_owned), message }
+            RequestError {
+                kind: RequestErrorKind::of_service_error(code, status),
+                code: code.map(str::to_owned),
+                message,
+            }
         }
         SdkError::TimeoutError(_) => {
             RequestError::new(RequestErrorKind::Timeout, Some("SdkTimeout"), message)
@@ -241,20 +215,6 @@ where
             RequestError::new(RequestErrorKind::Fatal, Some("ConstructionFailure"), message)
         }
         _ => RequestError::new(RequestErrorKind::Transient, None, message),
-    }
-}
-
-/// The class of a service error from its code, or its HTTP status when the code is unknown.
-fn classify_service(code: Option<&str>, status: u16) -> RequestErrorKind {
-    match code {
-        Some(code) if THROTTLING.contains(&code) => RequestErrorKind::Throttling,
-        Some("ResourceNotFoundException") => RequestErrorKind::StreamNotFound,
-        Some(code) if FATAL.contains(&code) => RequestErrorKind::Fatal,
-        _ => match status {
-            429 => RequestErrorKind::Throttling,
-            400..=499 if code != Some("ExpiredTokenException") => RequestErrorKind::Fatal,
-            _ => RequestErrorKind::Transient,
-        },
     }
 }
 
@@ -303,7 +263,8 @@ mod tests {
             (Some("LimitExceededException"), 400, RequestErrorKind::Throttling),
             (Some("KMSThrottlingException"), 400, RequestErrorKind::Throttling),
             (Some("ResourceNotFoundException"), 400, RequestErrorKind::StreamNotFound),
-            (Some("ValidationException"), 400, RequestErrorKind::Fatal),
+            (Some("ValidationException"), 400, RequestErrorKind::InvalidRequest),
+            (Some("InvalidArgumentException"), 400, RequestErrorKind::InvalidRequest),
             (Some("AccessDeniedException"), 400, RequestErrorKind::Fatal),
             (Some("KMSDisabledException"), 400, RequestErrorKind::Fatal),
             (Some("SomethingNew"), 400, RequestErrorKind::Fatal),
@@ -313,7 +274,8 @@ mod tests {
             (None, 500, RequestErrorKind::Transient),
             (None, 503, RequestErrorKind::Transient),
             (None, 429, RequestErrorKind::Throttling),
-            (None, 413, RequestErrorKind::Fatal),
+            (None, 413, RequestErrorKind::InvalidRequest),
+            (None, 403, RequestErrorKind::Fatal),
         ];
         for (code, status, kind) in cases {
             let error = service_error(code, status);

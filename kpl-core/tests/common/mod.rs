@@ -47,6 +47,8 @@ pub enum Reply {
     Error(RequestError),
     /// Per entry: `Some(code)` fails it, `None` routes it.
     Entries(Vec<Option<&'static str>>),
+    /// Fail a `ListShards` with this error (a PutRecords given it succeeds).
+    ListShardsError(RequestError),
 }
 
 /// A responder that answers the first PutRecords with `first` and everything else with success.
@@ -111,12 +113,16 @@ impl Harness {
     /// Answers one request the way `reply` says.
     pub fn answer(&mut self, transmit: Transmit, reply: Reply) {
         let response = match &transmit.request {
-            Request::ListShards(_) => {
-                Response::ListShards(Ok(ListShardsOutput { shards: self.shards.clone(), next_token: None }))
-            }
+            Request::ListShards(_) => match reply {
+                Reply::ListShardsError(error) => Response::ListShards(Err(error)),
+                _ => Response::ListShards(Ok(ListShardsOutput {
+                    shards: self.shards.clone(),
+                    next_token: None,
+                })),
+            },
             Request::PutRecords(put) => match reply {
                 Reply::Error(error) => Response::PutRecords(Err(error)),
-                Reply::Success | Reply::Entries(_) => {
+                Reply::Success | Reply::Entries(_) | Reply::ListShardsError(_) => {
                     let codes = match reply {
                         Reply::Entries(codes) => codes,
                         _ => vec![None; put.entries.len()],

@@ -79,7 +79,12 @@ fn tokens_expire_after_300_seconds_and_unknown_ones_are_refused() {
         "The NextToken has expired; a NextToken is valid for 300 seconds.",
     );
     let unknown = list_error(call(&mut kinesis, now, 4, list(Some("bogus".into()), 1, true)).1);
-    assert_error(&unknown, RequestErrorKind::Fatal, "InvalidArgumentException", "Invalid NextToken: bogus.");
+    assert_error(
+        &unknown,
+        RequestErrorKind::InvalidRequest,
+        "InvalidArgumentException",
+        "Invalid NextToken: bogus.",
+    );
     assert_eq!(kinesis.stats().rejected_requests, 2);
     assert_eq!(kinesis.stats().list_shards_requests, 4);
 }
@@ -90,7 +95,7 @@ fn max_results_must_be_within_1_to_10000() {
     let zero = list_error(call(&mut kinesis, epoch(), 1, list(None, 0, true)).1);
     assert_error(
         &zero,
-        RequestErrorKind::Fatal,
+        RequestErrorKind::InvalidRequest,
         "ValidationException",
         "1 validation error detected: Value '0' at 'maxResults' failed to satisfy constraint: Member must have \
          value greater than or equal to 1",
@@ -98,7 +103,7 @@ fn max_results_must_be_within_1_to_10000() {
     let above = list_error(call(&mut kinesis, epoch(), 2, list(None, 10_001, true)).1);
     assert_error(
         &above,
-        RequestErrorKind::Fatal,
+        RequestErrorKind::InvalidRequest,
         "ValidationException",
         "1 validation error detected: Value '10001' at 'maxResults' failed to satisfy constraint: Member must \
          have value less than or equal to 10000",

@@ -5,7 +5,8 @@ use kpl_mock_backend::{MIB, MockKinesis};
 
 use crate::*;
 
-const VALIDATION: RequestErrorKind = RequestErrorKind::Fatal;
+/// Content refusals: only the entries that caused them fail (see `RequestErrorKind::InvalidRequest`).
+const VALIDATION: RequestErrorKind = RequestErrorKind::InvalidRequest;
 
 /// Asserts a request is refused with `ValidationException` and `message`, and writes nothing.
 fn assert_invalid(
@@ -45,7 +46,7 @@ fn kinesis_without_limits(shards: u32) -> MockKinesis {
 }
 
 #[test]
-fn partition_keys_must_have_1_to_256_characters() {
+fn partition_keys_must_have_1_to_256_utf16_code_units() {
     let mut kinesis = kinesis(steady(), 1);
     assert_invalid(
         &mut kinesis,
@@ -64,9 +65,22 @@ fn partition_keys_must_have_1_to_256_characters() {
              constraint: Member must have length less than or equal to 256"
         ),
     );
-    // Characters, not bytes: 256 two-byte characters are fine.
+    // UTF-16 code units, as the service and kinesalite count: 129 characters outside the BMP are 258 units,
+    // but 128 of them are fine, and so are 256 two-byte characters.
+    let too_many = "\u{1F511}".repeat(129);
+    assert_invalid(
+        &mut kinesis,
+        vec![entry("ok", None, "x"), entry(&too_many, None, "x")],
+        "ValidationException",
+        &format!(
+            "1 validation error detected: Value '{too_many}' at 'records.2.member.partitionKey' failed to satisfy \
+             constraint: Member must have length less than or equal to 256"
+        ),
+    );
     let wide = "é".repeat(256);
     assert_eq!(put_ok(&mut kinesis, epoch(), vec![entry(&wide, None, "x")]).len(), 1);
+    let keys = "\u{1F511}".repeat(128);
+    assert_eq!(put_ok(&mut kinesis, epoch(), vec![entry(&keys, None, "x")]).len(), 1);
 }
 
 #[test]

@@ -11,7 +11,8 @@ pub mod workload;
 use std::time::{Duration, Instant};
 
 use kpl_core::{
-    AggregationPolicy, Event, Producer, ProducerConfig, PutError, Request, Response, StreamTarget, UserRecord,
+    AggregationPolicy, Event, Producer, ProducerConfig, PutError, Request, Response, ShardMapWait,
+    StreamTarget, UserRecord,
 };
 use kpl_mock_backend::{Faults, MockConfig, MockKinesis, RequestFaults, ShardLimits};
 
@@ -79,7 +80,9 @@ fn draw_faults(rng: &mut SplitMix64) -> Faults {
     Faults { put_records, list_shards, entry_internal_failure: p(0.2) }
 }
 
-fn draw_config(rng: &mut SplitMix64) -> ProducerConfig {
+/// The producer's settings of a seed. `later` draws the settings added after seeds were first recorded, so
+/// that those seeds keep their original settings and faults.
+fn draw_config(rng: &mut SplitMix64, later: &mut SplitMix64) -> ProducerConfig {
     let policy = match rng.below(10) {
         0 => AggregationPolicy::Off,
         1 => AggregationPolicy::SameHashKey,
@@ -96,7 +99,9 @@ fn draw_config(rng: &mut SplitMix64) -> ProducerConfig {
         .rate_limit(50 + rng.below(101))
         .fail_if_throttled(rng.chance(0.1))
         .max_outstanding_records(if rng.chance(0.3) { 10 + rng.below(500) } else { 1_000_000 })
-        .retry_max_backoff(Duration::from_millis(100 + rng.below(3000)));
+        .retry_max_backoff(Duration::from_millis(100 + rng.below(3000)))
+        .shard_map_wait(if later.chance(0.2) { ShardMapWait::SendUnaggregated } else { ShardMapWait::Hold })
+        .shard_map_wait_timeout(Duration::from_millis(later.below(8000)));
     builder.build().unwrap_or_else(|error| panic!("drawn config is invalid: {error}"))
 }
 
@@ -159,7 +164,7 @@ impl Sim {
         actions: impl FnOnce(&mut SplitMix64, Instant) -> Box<dyn Actions>,
     ) -> Self {
         let mut rng = SplitMix64::new(rng::derive(seed, 0));
-        let config = draw_config(&mut rng);
+        let config = draw_config(&mut rng, &mut SplitMix64::new(rng::derive(seed, 4)));
         let mut mock = MockConfig::calm();
         mock.request_timeout = config.request_timeout();
         mock.latency = Duration::from_millis(rng.below(50));

@@ -13,9 +13,7 @@ use super::workload::ordinal;
 /// A user record as a consumer sees it: partition key and data.
 type KeyAndData = (String, Vec<u8>);
 
-/// Kinesis's hard limits on a PutRecords request.
-const MAX_ENTRIES: usize = 500;
-const MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
+use kpl_deagg::limits::{MAX_REQUEST_ENTRIES as MAX_ENTRIES, MAX_REQUEST_SIZE as MAX_REQUEST_BYTES};
 
 /// A record the producer accepted.
 #[derive(Debug, Clone)]
@@ -86,9 +84,9 @@ impl Model {
             return Err(format!("PutRecords of {size} bytes"));
         }
         for entry in &put.entries {
-            let chars = entry.partition_key.chars().count();
-            if !(1..=256).contains(&chars) {
-                return Err(format!("partition key of {chars} characters"));
+            let length = kpl_deagg::limits::utf16_length(&entry.partition_key);
+            if !(1..=kpl_deagg::limits::MAX_PARTITION_KEY_LENGTH).contains(&length) {
+                return Err(format!("partition key of {length} UTF-16 units"));
             }
             if entry.partition_key.len() + entry.data.len() > self.max_record_size {
                 return Err(format!("entry of {} bytes", entry.partition_key.len() + entry.data.len()));
@@ -102,8 +100,12 @@ impl Model {
             if !entry.data.starts_with(&kpl_deagg::MAGIC) {
                 continue;
             }
-            if entry.data.len() > self.aggregation_max_size {
-                return Err(format!("aggregate of {} bytes", entry.data.len()));
+            // AggregationMaxSize bounds the whole Kinesis record, outer partition key included.
+            if entry.partition_key.len() + entry.data.len() > self.aggregation_max_size {
+                return Err(format!(
+                    "aggregate of {} bytes with its key",
+                    entry.partition_key.len() + entry.data.len()
+                ));
             }
             let received = ReceivedRecord {
                 data: entry.data.clone(),
@@ -150,7 +152,12 @@ impl Model {
                         RecordError::Throttled { .. } if !self.fail_if_throttled => {
                             return Err("failed as throttled without fail_if_throttled".into());
                         }
-                        RecordError::Rejected(error) if error.kind != RequestErrorKind::Fatal => {
+                        RecordError::Rejected(error)
+                            if !matches!(
+                                error.kind,
+                                RequestErrorKind::Fatal | RequestErrorKind::InvalidRequest
+                            ) =>
+                        {
                             return Err(format!("rejected without a fatal error: {error}"));
                         }
                         _ => {}
