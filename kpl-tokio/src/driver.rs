@@ -4,12 +4,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
+use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures::future::{AbortHandle, Abortable, Either, select};
+use futures::FutureExt;
+use futures::future::{AbortHandle, Abortable, Aborted, Either, select};
 use kpl_core::{
     Event, Producer, RecordError, RecordId, RecordOutcome, Request, RequestError, RequestErrorKind,
     RequestId, Response, StreamTarget, Transmit,
@@ -260,6 +262,9 @@ impl<R: Runtime, B: Backend> Driver<R, B> {
                 Event::ShardMapUpdated { stream, open_shards } => {
                     info!(%stream, open_shards, "shard map refreshed");
                 }
+                Event::ShardMapUnavailable { stream, reason } => {
+                    warn!(%stream, %reason, "no shard map: aggregating records by partition key only until a listing succeeds");
+                }
                 Event::ShardThrottled { stream, shard_id, rate_factor } => {
                     info!(%stream, shard_id = %shard_id, rate_factor, "shard throttled; slowing down to it");
                 }
@@ -323,23 +328,89 @@ impl<R: Runtime, B: Backend> Driver<R, B> {
         }
     }
 
-    /// Sends a request on its own task, bounded by `request_timeout`.
+    /// Sends a request on its own task, bounded by `request_timeout`. The core's contract wants exactly one
+    /// response per request: however the task ends, it answers (see [`Answer`]).
     fn send(&mut self, now: Instant, transmit: Transmit) {
         let Transmit { id, request } = transmit;
         let timeout = self.core.config().request_timeout();
         let timer = self.runtime.sleep_until(now.checked_add(timeout).unwrap_or(now));
+        let answer = Answer::new(id, &request, self.responder.clone());
         let call = call(self.backend.clone(), request, timer, timeout);
         let (abort, registration) = AbortHandle::new_pair();
         self.in_flight.insert(id, abort);
         let call = Abortable::new(call, registration);
-        let responder = self.responder.clone();
         self.runtime.spawn(async move {
-            if let Ok(response) = call.await {
-                // The driver is gone when this fails: nobody is waiting for the response.
-                let _ = responder.send((id, response));
+            match AssertUnwindSafe(call).catch_unwind().await {
+                Ok(Ok(response)) => answer.send(response),
+                // Aborted: the driver is stopping and nobody waits for the response.
+                Ok(Err(Aborted)) => answer.disarm(),
+                Err(panic) => {
+                    let message = panic_message(panic.as_ref());
+                    error!(request = ?id, panic = %message, "a request task panicked; its records are retried");
+                    answer.fail(format!("the request task panicked: {message}"));
+                }
             }
         });
     }
+}
+
+/// The promise that a request gets its one response. Dropped unanswered (the task was cancelled, or its
+/// runtime shut down with it), it answers with an ambiguous failure: the request may have been written, so
+/// its records are retried and flagged as possibly duplicated.
+struct Answer {
+    id: RequestId,
+    list_shards: bool,
+    responder: Option<mpsc::UnboundedSender<(RequestId, Response)>>,
+}
+
+impl Answer {
+    fn new(
+        id: RequestId,
+        request: &Request,
+        responder: mpsc::UnboundedSender<(RequestId, Response)>,
+    ) -> Self {
+        Self { id, list_shards: matches!(request, Request::ListShards(_)), responder: Some(responder) }
+    }
+
+    fn send(mut self, response: Response) {
+        if let Some(responder) = self.responder.take() {
+            // The driver is gone when this fails: nobody is waiting for the response.
+            let _ = responder.send((self.id, response));
+        }
+    }
+
+    fn disarm(mut self) {
+        self.responder = None;
+    }
+
+    /// Answers with an ambiguous failure (`Timeout`: the records are retried and may be duplicated).
+    fn fail(self, message: String) {
+        let error = RequestError::new(RequestErrorKind::Timeout, Some("RequestTaskEnded"), message);
+        let response = if self.list_shards {
+            Response::ListShards(Err(error))
+        } else {
+            Response::PutRecords(Err(error))
+        };
+        self.send(response);
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if let Some(responder) = self.responder.take() {
+            error!(request = ?self.id, "a request task ended without an answer (cancelled, or its runtime shut down); its records are retried");
+            Answer { id: self.id, list_shards: self.list_shards, responder: Some(responder) }
+                .fail("the request task ended without an answer".into());
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)")
 }
 
 impl<R: Runtime, B: Backend> Drop for Driver<R, B> {

@@ -125,10 +125,18 @@ async fn a_hundred_thousand_records_arrive_once_on_their_shards_in_order() {
     assert_eq!(copies.len(), RECORDS as usize, "every record was read back");
     for (index, receipt) in receipts.iter().enumerate() {
         let found = &copies[&(index as u32)];
-        assert_eq!(found.len(), 1, "record {index} read back exactly once: {found:?}");
-        let (shard, sequence_number) = &found[0];
-        assert_eq!(receipt.shard_id.as_str(), shard, "the receipt names the shard holding record {index}");
-        assert_eq!(&*receipt.sequence_number, sequence_number);
+        // More than once only after an ambiguous attempt (a request timed out on a loaded machine), and then
+        // flagged: the KCL contract.
+        assert!(
+            found.len() == 1 || receipt.maybe_duplicated,
+            "record {index} read back {} times, not flagged: {found:?}",
+            found.len()
+        );
+        assert!(
+            found.iter().any(|(shard, sequence_number)| receipt.shard_id.as_str() == shard
+                && &*receipt.sequence_number == sequence_number),
+            "the receipt names the shard and sequence number holding record {index}: {receipt:?} {found:?}"
+        );
     }
     // Requests run concurrently (up to max_connections), so Kinesis may write two requests to one shard in
     // either order, as with the KPL: put order per key holds within each Kinesis record.
