@@ -40,6 +40,8 @@ Examples:
   kpl deagg --utf8 lambda-test-event.json               # a Lambda Kinesis event
   kpl deagg --raw record.bin                            # the bytes of one Kinesis record
   kpl deagg --strict --hash-range 0..170141183460469231731687303715884105727 < records.json
+  kpl deagg --stream orders --region us-east-1          # every shard, from TRIM_HORIZON until caught up
+  kpl deagg --stream orders --from latest --duration 60 # what arrives in the next minute
 
 Input: `aws kinesis get-records` output ({\"Records\": [{\"SequenceNumber\", \"PartitionKey\", \"Data\", ..}]})
 or a Lambda Kinesis event ({\"Records\": [{\"kinesis\": {..}, \"eventSourceARN\", ..}]}), told apart record by
@@ -59,11 +61,29 @@ reported the same way but is not an error (the KCL drops it silently).";
 pub struct DeaggArgs {
     /// Files to read, in order [default: standard input]. Each holds `aws kinesis get-records` output or
     /// Lambda Kinesis events (several documents may follow each other), or with --raw one record's bytes.
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", conflicts_with = "stream")]
     files: Vec<PathBuf>,
     /// The input is the bytes of one Kinesis record, not JSON.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stream")]
     raw: bool,
+    /// Read this stream directly, every shard (closed ones too), instead of files: until every shard is
+    /// caught up, or for --duration. Each line then names its shard ("shard_id"), and each shard's
+    /// aggregates are filtered by its own hash-key range, as the KCL does.
+    #[arg(long, value_name = "NAME")]
+    stream: Option<String>,
+    /// With --stream: where each shard is read from (the ShardIteratorType).
+    #[arg(long, value_enum, default_value_t = StartingPosition::TrimHorizon, requires = "stream")]
+    from: StartingPosition,
+    /// With --stream: read for this many seconds (following new records), instead of stopping once every
+    /// shard is caught up.
+    #[arg(long, value_name = "SECONDS", requires = "stream")]
+    duration: Option<u64>,
+    /// With --stream: the AWS region [default: AWS_REGION or the profile's].
+    #[arg(long, requires = "stream")]
+    region: Option<String>,
+    /// With --stream: send to this endpoint instead of the region's (a local server such as kinesalite).
+    #[arg(long, value_name = "URL", requires = "stream")]
+    endpoint_url: Option<String>,
     /// Print data as UTF-8 text instead of base64 (an error for data that is not UTF-8).
     #[arg(long)]
     utf8: bool,
@@ -73,8 +93,17 @@ pub struct DeaggArgs {
     strict: bool,
     /// Drop aggregates holding a user record outside this shard's hash-key range, as the KCL does.
     /// START and END are decimal, both included, as ListShards reports them.
-    #[arg(long, value_name = "START..END", value_parser = parse_hash_range)]
+    #[arg(long, value_name = "START..END", value_parser = parse_hash_range, conflicts_with = "stream")]
     hash_range: Option<RangeInclusive<u128>>,
+}
+
+/// Where `--stream` starts reading each shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StartingPosition {
+    /// The oldest record still in the shard (TRIM_HORIZON).
+    TrimHorizon,
+    /// Only records written after the start (LATEST).
+    Latest,
 }
 
 /// Why the input of `kpl deagg` cannot be read.
@@ -117,6 +146,16 @@ pub enum InputError {
     RecordTooLarge {
         /// The limit, in bytes.
         limit: u64,
+    },
+    /// A Kinesis call of `--stream` failed.
+    #[error("{operation} on stream {stream}: {message}")]
+    Stream {
+        /// The API operation.
+        operation: &'static str,
+        /// The stream.
+        stream: String,
+        /// The SDK's error, with its context.
+        message: String,
     },
     /// An arrival time is neither epoch seconds nor an RFC 3339 time.
     #[error("record {sequence_number}: the approximate arrival timestamp {value} is not a time")]
@@ -220,18 +259,19 @@ struct Printer<W> {
 }
 
 impl<W: Write> Printer<W> {
-    /// The user records of `outcome`, or its error on standard error, `record <sequence number>: <error>`.
+    /// The user records of `outcome` (each `user(item)`) with `context`, or its error on standard error,
+    /// `record <sequence number>: <error>`.
     fn print<T>(
         &mut self,
         sequence_number: &str,
         outcome: Result<impl IntoIterator<Item = T>, DeaggError>,
-        user: impl Fn(&T) -> (&UserRecord, Context<'_>),
+        context: Context<'_>,
+        user: impl Fn(&T) -> &UserRecord,
     ) -> Result<(), CliError> {
         match outcome {
             Ok(users) => {
                 for item in users {
-                    let (record, context) = user(&item);
-                    self.line(record, context)?;
+                    self.line(user(&item), context)?;
                 }
             }
             Err(error) => {
@@ -295,6 +335,12 @@ pub fn run(args: &DeaggArgs) -> Result<(), CliError> {
     let deaggregator = deaggregator(args.strict, args.hash_range.as_ref());
     let out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut printer = Printer { out, utf8: args.utf8, raw: args.raw, undecodable: 0 };
+    if let Some(stream) = &args.stream {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::Runtime)?;
+        runtime.block_on(stream::read(stream, args, &mut printer))?;
+        return printer.finish();
+    }
     if args.files.is_empty() {
         read_input(std::io::stdin().lock(), args.raw, LIMITS, &deaggregator, &mut printer).map_err(
             |error| match error {
@@ -329,7 +375,7 @@ fn read_input(
             RawError::TooLarge => CliError::Input(InputError::RecordTooLarge { limit: limits.raw_record }),
         })?;
         let outcome = deaggregator.deaggregate(record);
-        return printer.print("", outcome, |user| (user, Context::default()));
+        return printer.print("", outcome, Context::default(), |user| user);
     }
     let budget = Rc::new(Cell::new(limits.document));
     let reader = Budgeted { inner: BufReader::new(input), left: budget.clone() };
@@ -367,19 +413,14 @@ fn print_document_record(
         event_record.kinesis.data.0 = data;
         event_record.kinesis.partition_key = kinesis.partition_key;
         event_record.kinesis.sequence_number = sequence_number.clone();
-        event_record.event_source_arn = record.event_source_arn;
+        event_record.event_source_arn.clone_from(&record.event_source_arn);
         event_record.event_source = record.event_source;
         event_record.event_id = record.event_id;
         event_record.aws_region = record.aws_region;
         let outcome = deaggregator.deaggregate_event_record(event_record);
-        return printer.print(&sequence_number, outcome, |user| {
-            let context = Context {
-                shard_id: None,
-                approximate_arrival_timestamp,
-                event_source_arn: user.event_source_arn.as_deref(),
-            };
-            (&user.record, context)
-        });
+        let event_source_arn = record.event_source_arn.as_deref();
+        let context = Context { shard_id: None, approximate_arrival_timestamp, event_source_arn };
+        return printer.print(&sequence_number, outcome, context, |user| &user.record);
     }
     let missing = |missing| CliError::Input(InputError::UnknownRecord { document, record: index, missing });
     let sequence_number = record.sequence_number.ok_or_else(|| missing("SequenceNumber"))?;
@@ -394,7 +435,7 @@ fn print_document_record(
         sequence_number: sequence_number.clone(),
     };
     let context = Context { shard_id: None, approximate_arrival_timestamp, event_source_arn: None };
-    printer.print(&sequence_number, deaggregator.deaggregate(received), |user| (user, context))
+    printer.print(&sequence_number, deaggregator.deaggregate(received), context, |user| user)
 }
 
 fn decode_data(sequence_number: &str, base64: &str) -> Result<Vec<u8>, CliError> {
@@ -468,6 +509,199 @@ impl<R: Read> Read for Budgeted<R> {
         let read = self.inner.read(&mut buf[..len])?;
         self.left.set(left - read as u64);
         Ok(read)
+    }
+}
+
+/// `kpl deagg --stream`: a stream read directly, shard by shard in turn.
+mod stream {
+    use std::ops::RangeInclusive;
+    use std::time::Duration;
+
+    use aws_config::{BehaviorVersion, Region};
+    use aws_sdk_kinesis::Client;
+    use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata};
+    use aws_sdk_kinesis::types::ShardIteratorType;
+    use bytes::Bytes;
+    use chrono::DateTime;
+    use kpl_deagg::ReceivedRecord;
+    use tokio::time::Instant;
+
+    use super::{Context, DeaggArgs, InputError, Printer, StartingPosition, deaggregator};
+    use crate::error::CliError;
+
+    /// Most records one GetRecords call returns (the API's maximum).
+    const GET_RECORDS_LIMIT: i32 = 10_000;
+    /// Pause between two rounds over the shards: at most 5 GetRecords calls per shard per second, the
+    /// API's per-shard limit.
+    const ROUND_INTERVAL: Duration = Duration::from_millis(200);
+    /// Pause after a shard throttles a read.
+    const THROTTLED_BACKOFF: Duration = Duration::from_secs(1);
+
+    /// One shard being read.
+    struct ShardReader {
+        shard_id: String,
+        deaggregator: kpl_deagg::Deaggregator,
+        /// `None` once a closed shard is read to its end.
+        iterator: Option<String>,
+        caught_up: bool,
+    }
+
+    fn failed<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        operation: &'static str,
+        stream: &str,
+        error: aws_sdk_kinesis::error::SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>,
+    ) -> CliError {
+        CliError::Input(InputError::Stream {
+            operation,
+            stream: stream.to_owned(),
+            message: DisplayErrorContext(&error).to_string(),
+        })
+    }
+
+    async fn client(args: &DeaggArgs) -> Result<Client, CliError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &args.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &args.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let sdk_config = loader.load().await;
+        match sdk_config.region() {
+            Some(_) => Ok(Client::new(&sdk_config)),
+            None => Err(CliError::NoRegion),
+        }
+    }
+
+    /// Every shard of `stream` with its hash-key range, closed ones included.
+    async fn list_shards(
+        client: &Client,
+        stream: &str,
+    ) -> Result<Vec<(String, RangeInclusive<u128>)>, CliError> {
+        let mut shards = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            // ListShards takes either the stream or a continuation token, not both.
+            let request = match &next_token {
+                Some(token) => client.list_shards().next_token(token),
+                None => client.list_shards().stream_name(stream),
+            };
+            let page = request.send().await.map_err(|error| failed("ListShards", stream, error))?;
+            for shard in page.shards() {
+                let range = shard.hash_key_range().and_then(|range| {
+                    Some(range.starting_hash_key().parse().ok()?..=range.ending_hash_key().parse().ok()?)
+                });
+                // A range that does not parse filters nothing rather than everything.
+                shards.push((shard.shard_id().to_owned(), range.unwrap_or(0..=u128::MAX)));
+            }
+            next_token = page.next_token().map(str::to_owned);
+            if next_token.is_none() {
+                return Ok(shards);
+            }
+        }
+    }
+
+    /// Reads every shard of `stream` in turn, printing user records as they come, until every shard is
+    /// caught up (GetRecords reports it 0 ms behind, or a server that does not say returns nothing) or
+    /// closed and read, or until `--duration` has passed.
+    pub(super) async fn read(
+        stream: &str,
+        args: &DeaggArgs,
+        printer: &mut Printer<impl std::io::Write>,
+    ) -> Result<(), CliError> {
+        let client = client(args).await?;
+        let deadline = args.duration.map(|seconds| Instant::now() + Duration::from_secs(seconds));
+        let iterator_type = match args.from {
+            StartingPosition::TrimHorizon => ShardIteratorType::TrimHorizon,
+            StartingPosition::Latest => ShardIteratorType::Latest,
+        };
+        let mut readers = Vec::new();
+        for (shard_id, range) in list_shards(&client, stream).await? {
+            let iterator = client
+                .get_shard_iterator()
+                .stream_name(stream)
+                .shard_id(&shard_id)
+                .shard_iterator_type(iterator_type.clone())
+                .send()
+                .await
+                .map_err(|error| failed("GetShardIterator", stream, error))?
+                .shard_iterator()
+                .map(str::to_owned);
+            let deaggregator = deaggregator(args.strict, Some(&range));
+            readers.push(ShardReader { shard_id, deaggregator, iterator, caught_up: false });
+        }
+        eprintln!(
+            "kpl: reading {} shards of {stream} from {} {}",
+            readers.len(),
+            iterator_type.as_str(),
+            match args.duration {
+                Some(seconds) => format!("for {seconds} s"),
+                None => "until caught up".to_owned(),
+            }
+        );
+        loop {
+            let reading = readers.iter().any(|reader| reader.iterator.is_some());
+            let done = match deadline {
+                Some(deadline) => Instant::now() >= deadline || !reading,
+                None => readers.iter().all(|reader| reader.caught_up || reader.iterator.is_none()),
+            };
+            if done {
+                return Ok(());
+            }
+            for reader in readers.iter_mut() {
+                read_once(&client, stream, reader, printer).await?;
+            }
+            tokio::time::sleep(ROUND_INTERVAL).await;
+        }
+    }
+
+    /// One GetRecords call on `reader`'s shard, its user records printed.
+    async fn read_once(
+        client: &Client,
+        stream: &str,
+        reader: &mut ShardReader,
+        printer: &mut Printer<impl std::io::Write>,
+    ) -> Result<(), CliError> {
+        let Some(iterator) = reader.iterator.take() else { return Ok(()) };
+        let page = match client.get_records().shard_iterator(&iterator).limit(GET_RECORDS_LIMIT).send().await
+        {
+            Ok(page) => page,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_provisioned_throughput_exceeded_exception()) =>
+            {
+                reader.iterator = Some(iterator);
+                tokio::time::sleep(THROTTLED_BACKOFF).await;
+                return Ok(());
+            }
+            Err(error) => return Err(failed("GetRecords", stream, error)),
+        };
+        for record in page.records() {
+            let arrival = record
+                .approximate_arrival_timestamp()
+                .and_then(|time| DateTime::from_timestamp(time.secs(), time.subsec_nanos()));
+            let context = Context {
+                shard_id: Some(&reader.shard_id),
+                approximate_arrival_timestamp: arrival,
+                event_source_arn: None,
+            };
+            let sequence_number = record.sequence_number();
+            let received = ReceivedRecord {
+                data: Bytes::copy_from_slice(record.data().as_ref()),
+                partition_key: record.partition_key().unwrap_or_default().to_owned(),
+                explicit_hash_key: None,
+                sequence_number: sequence_number.to_owned(),
+            };
+            printer
+                .print(sequence_number, reader.deaggregator.deaggregate(received), context, |user| user)?;
+        }
+        reader.caught_up = match page.millis_behind_latest() {
+            Some(behind) => behind == 0,
+            None => page.records().is_empty(),
+        };
+        reader.iterator = page.next_shard_iterator().map(str::to_owned);
+        Ok(())
     }
 }
 
