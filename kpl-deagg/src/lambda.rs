@@ -32,7 +32,8 @@
 //! decimal) yields no user records. The official modules differ here: Python's and Java's (the KCL's
 //! semantics) deliver a record whose checksum or protobuf is bad unchanged, as if it were a plain record, so
 //! the function gets protobuf bytes as user data; Python's stops at a sub-record with a bad table index,
-//! prints to standard error and drops the rest of that aggregate; Node's fails the whole call.
+//! prints to standard error and drops the rest of that aggregate; Node's `deaggregateSync` hands its callback
+//! an error for the record (checksums are verified only when asked).
 //!
 //! Here, [`deaggregate_event`] (strict, [`Mode::Strict`]) reports each such record in
 //! [`DeaggregatedEvent::failures`], with its sequence number and a typed [`DeaggError`], and still
