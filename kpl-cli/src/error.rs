@@ -76,6 +76,9 @@ pub enum CliError {
     /// The input of `deagg` is not `get-records` JSON.
     #[error("the input is not get-records JSON ({0}); use --raw for the bytes of one record")]
     Json(#[from] serde_json::Error),
+    /// The input of `deagg` cannot be read as Kinesis records.
+    #[error(transparent)]
+    Input(#[from] crate::deagg::InputError),
     /// A record's `Data` is not base64.
     #[error("record {sequence_number}: Data is not base64: {source}")]
     Base64 {

@@ -3,8 +3,8 @@
 //! - `kpl bench`: the producer against the in-process simulated Kinesis, with a throughput and latency
 //!   summary;
 //! - `kpl produce`: standard input, one record per line (or length-prefixed), into a real stream;
-//! - `kpl deagg`: the user records inside Kinesis records (`aws kinesis get-records` output, or one raw
-//!   record).
+//! - `kpl deagg`: the user records inside Kinesis records (`aws kinesis get-records` output, Lambda Kinesis
+//!   events, one raw record, or a stream read directly with `--stream`).
 //!
 //! Every error is one line on standard error, `kpl: <message>`, with exit code 1; usage errors exit with 2.
 #![forbid(unsafe_code)]

@@ -107,6 +107,7 @@ fn user(sub: u64, partition_key: &str, explicit_hash_key: Option<String>, data: 
         "partition_key": partition_key,
         "explicit_hash_key": explicit_hash_key,
         "aggregated": true,
+        "approximate_arrival_timestamp": "2024-05-01T12:00:00.000Z",
         "data": data,
     })
 }
@@ -155,6 +156,7 @@ fn deagg_reads_raw_records_and_filters_and_checks_like_the_kcl() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let mut expected = user(0, "only", Some("42".to_owned()), json!(""));
     expected["sequence_number"] = Value::Null;
+    expected.as_object_mut().unwrap().remove("approximate_arrival_timestamp");
     assert_eq!(lines(&output.stdout), [expected]);
 
     // Hash keys 0 and 2^128-1 are outside 1..100: the KCL drops the aggregate, which is no error.
@@ -196,7 +198,11 @@ fn errors_are_one_line_with_exit_code_1_or_2_for_usage() {
     );
     assert_one_line_error(&kpl(&["deagg", "--hash-range", "9..1"], b""), 2, "9 is after 1");
     assert_one_line_error(&kpl(&["launch"], b""), 2, "unrecognized subcommand");
-    assert_one_line_error(&kpl(&["deagg"], b"{\"Records\": 3}"), 1, "the input is not get-records JSON");
+    assert_one_line_error(
+        &kpl(&["deagg"], b"{\"Records\": 3}"),
+        1,
+        "document 1 is not get-records output or a Lambda Kinesis event",
+    );
     assert_one_line_error(&kpl(&["deagg", "--utf8"], &get_records_json(&[0xff, 0xfe])), 1, "is not UTF-8");
     assert_one_line_error(
         &kpl(&["deagg", "/nonexistent/records.json"], b""),

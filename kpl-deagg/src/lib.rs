@@ -25,10 +25,14 @@
 //! assert_eq!(&*users[1].partition_key, "user-2");
 //! assert_eq!(users[1].sub_sequence_number, 1);
 //! ```
+//!
+//! With the feature `lambda`, [`lambda`] deaggregates AWS Lambda Kinesis events (`aws_lambda_events`).
 
 mod builder;
 mod deagg;
 mod hash;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod limits;
 mod proto;
 

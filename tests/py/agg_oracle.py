@@ -15,6 +15,15 @@ The deaggregator reports ehks[0] for a sub-record without an explicit hash key w
 is non-empty (_create_user_record reads the proto2 default index 0), so the sub-record's own field is printed
 too, read with the package's messages_pb2. Plain (non-aggregated) records are delivered with the outer
 partition key "outer".
+
+  {"op": "lambda_event", "records": [{"sequenceNumber": S, "approximateArrivalTimestamp": T, "partitionKey": P,
+      "shardId": I, "data_hex": H | "user_records": [records as for "aggregate"]}]}
+    -> first line: a Lambda Kinesis event (JSON) holding these records, in order; a record given by its user
+       records holds their aggregate built by aws_kinesis_agg.aggregator, one given by data_hex those bytes;
+       then one JSON line per user record that aws_kinesis_agg.deaggregator.deaggregate_records returns for
+       that event: sequenceNumber, subSequenceNumber (null for a record passed through), aggregated,
+       partitionKey, explicitHashKey (as reported), ownExplicitHashKey (the sub-record's own field, see above),
+       approximateArrivalTimestamp, eventSource, eventSourceARN, eventID, awsRegion, data_hex.
 """
 
 import base64
@@ -23,23 +32,23 @@ import sys
 
 from aws_kinesis_agg import MAX_BYTES_PER_RECORD
 from aws_kinesis_agg.aggregator import RecordAggregator
-from aws_kinesis_agg.deaggregator import iter_deaggregate_records
+from aws_kinesis_agg.deaggregator import deaggregate_records, iter_deaggregate_records
 from aws_kinesis_agg import messages_pb2  # importable once the package modules above have set sys.path
 import aws_kinesis_agg
 
 
+def aggregate_blob(name, records):
+    aggregator = RecordAggregator(max_size=MAX_BYTES_PER_RECORD)
+    for record in records:
+        partition_key = bytes.fromhex(record["pk_hex"]).decode("utf-8")
+        if aggregator.add_user_record(partition_key, bytes.fromhex(record["data_hex"]), record["ehk"]) is not None:
+            raise SystemExit("%s: the user records do not fit one aggregated record" % name)
+    return aggregator.clear_and_get().get_contents()[2]
+
+
 def aggregate(cases):
     for case in cases:
-        aggregator = RecordAggregator(max_size=MAX_BYTES_PER_RECORD)
-        for record in case["records"]:
-            partition_key = bytes.fromhex(record["pk_hex"]).decode("utf-8")
-            data = bytes.fromhex(record["data_hex"])
-            full = aggregator.add_user_record(partition_key, data, record["ehk"])
-            if full is not None:
-                raise SystemExit("case %s does not fit one aggregated record" % case["name"])
-        agg = aggregator.clear_and_get()
-        _pk, _ehk, blob = agg.get_contents()
-        print("%s\t%s" % (case["name"], blob.hex()))
+        print("%s\t%s" % (case["name"], aggregate_blob(case["name"], case["records"]).hex()))
 
 
 def own_explicit_hash_keys(blob):
@@ -86,12 +95,66 @@ def deaggregate(blobs):
             ]))
 
 
+STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/golden"
+
+
+def lambda_event(records):
+    event_records = []
+    blobs = {}
+    for spec in records:
+        if "user_records" in spec:
+            blob = aggregate_blob(spec["sequenceNumber"], spec["user_records"])
+        else:
+            blob = bytes.fromhex(spec["data_hex"])
+        blobs[spec["sequenceNumber"]] = blob
+        event_records.append({
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": spec["partitionKey"],
+                "sequenceNumber": spec["sequenceNumber"],
+                "data": base64.b64encode(blob).decode("ascii"),
+                "approximateArrivalTimestamp": spec["approximateArrivalTimestamp"],
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": "%s:%s" % (spec["shardId"], spec["sequenceNumber"]),
+            "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
+            "awsRegion": "us-east-1",
+            "eventSourceARN": STREAM_ARN,
+        })
+    event = {"Records": event_records}
+    print(json.dumps(event))
+    for user in deaggregate_records(json.loads(json.dumps(event))["Records"]):
+        k = user["kinesis"]
+        aggregated = bool(k.get("aggregated", False))
+        sub = k.get("subSequenceNumber")
+        own = own_explicit_hash_keys(blobs[k["sequenceNumber"]]) if aggregated else None
+        data = k["data"]
+        print(json.dumps({
+            "sequenceNumber": k["sequenceNumber"],
+            "subSequenceNumber": sub,
+            "aggregated": aggregated,
+            "partitionKey": k["partitionKey"],
+            "explicitHashKey": k.get("explicitHashKey"),
+            "ownExplicitHashKey": own[sub] if own is not None else None,
+            "approximateArrivalTimestamp": k["approximateArrivalTimestamp"],
+            "eventSource": user.get("eventSource"),
+            "eventSourceARN": user.get("eventSourceARN"),
+            "eventID": user.get("eventID"),
+            "awsRegion": user.get("awsRegion"),
+            "data_hex": base64.b64decode(data).hex(),
+        }))
+
+
 def main():
     request = json.load(sys.stdin)
     if request["op"] == "aggregate":
         aggregate(request["cases"])
     elif request["op"] == "deaggregate":
         deaggregate(request["blobs"])
+    elif request["op"] == "lambda_event":
+        lambda_event(request["records"])
     else:
         raise SystemExit("unknown op %r" % request["op"])
 
