@@ -97,8 +97,8 @@ impl Failures {
             let noun = if group.count == 1 { "record" } else { "records" };
             let _ = writeln!(
                 report,
-                "{} {noun} failed: {error} ({noun} {}{more})",
-                thousands(group.count),
+                "{} failed: {error} ({noun} {}{more})",
+                count(group.count, "record", "records"),
                 numbers.join(", ")
             );
         }
@@ -114,6 +114,11 @@ impl Failures {
         }
         Ok(report)
     }
+}
+
+/// `n` and what it counts, singular or plural: `1 record`, `1,998 records`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
 }
 
 /// `n` with a comma between groups of three digits: `1,998`.

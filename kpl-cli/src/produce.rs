@@ -14,7 +14,7 @@ use kpl_tokio::{
 use tokio::io::BufReader;
 
 use crate::error::CliError;
-use crate::failures::{Failures, thousands};
+use crate::failures::{Failures, count, thousands};
 use crate::input::{Frame, Frames, Framing};
 use crate::keys::{KeySource, PartitionKeys};
 use crate::rng::Rng;
@@ -195,8 +195,8 @@ fn lock(failures: &Mutex<Failures>) -> MutexGuard<'_, Failures> {
     failures.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// `2,000 records (25,780 bytes) written to lines in 0.41 s: 4 Kinesis records (500.0 records each) in
-/// 2 PutRecords requests, 0 retries, 0 throttled entries`.
+/// `2,000 records (25,780 bytes) written to lines in 0.41 s: 4 Kinesis records (500.0 records each),
+/// 2 PutRecords requests, 0 retries of records, 0 throttled Kinesis records`.
 fn success_summary(
     records: u64,
     bytes: u64,
@@ -207,15 +207,14 @@ fn success_summary(
     let per_kinesis_record =
         if stats.kinesis_records_put > 0 { records as f64 / stats.kinesis_records_put as f64 } else { 0.0 };
     format!(
-        "{} records ({} bytes) written to {stream} in {:.2} s: {} Kinesis records ({per_kinesis_record:.1} \
-         records each) in {} PutRecords requests, {} retries of records, {} throttled Kinesis records",
-        thousands(records),
+        "{} ({} bytes) written to {stream} in {:.2} s: {} ({per_kinesis_record:.1} records each), {}, {}, {}",
+        count(records, "record", "records"),
         thousands(bytes),
         time.as_secs_f64(),
-        thousands(stats.kinesis_records_put),
-        thousands(stats.put_records_requests),
-        thousands(stats.retries),
-        thousands(stats.throttled_entries),
+        count(stats.kinesis_records_put, "Kinesis record", "Kinesis records"),
+        count(stats.put_records_requests, "PutRecords request", "PutRecords requests"),
+        count(stats.retries, "retry of a record", "retries of records"),
+        count(stats.throttled_entries, "throttled Kinesis record", "throttled Kinesis records"),
     )
 }
 
@@ -244,6 +243,16 @@ async fn check_stream(backend: &AwsBackend, stream: &StreamTarget) -> Result<(),
                 crate::one_line(&error.message)
             );
             return Ok(());
+        }
+        // The SDK reports a credential chain that found nothing as a dispatch failure; say what it is.
+        Ok(Err(error))
+            if error.code.as_deref() == Some("DispatchFailure") && error.message.contains("credential") =>
+        {
+            let message =
+                error.message.trim_start_matches("dispatch failure: ").trim_start_matches("other: ");
+            format!(
+                "no usable AWS credentials (environment, --profile, ~/.aws, SSO, instance role): {message}"
+            )
         }
         Ok(Err(error)) => match error.code {
             Some(code) => format!("{code}: {}", error.message),

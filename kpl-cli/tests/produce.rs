@@ -76,10 +76,16 @@ async fn every_line_reaches_the_stream_keyed_by_its_json_field() {
     // One line of summary; nothing on standard error (no progress bar: it is not a terminal).
     let summary = text(&output.stdout);
     assert_eq!(summary.lines().count(), 1, "{summary}");
-    assert!(summary.starts_with("2,000 records ("), "{summary}");
-    for figure in
-        [" bytes) written to lines in ", " Kinesis records (", "PutRecords requests", "retries", "throttled"]
-    {
+    let bytes: usize = (0..n).map(|i| format!("{{\"user\":\"user-{}\",\"n\":{i}}}", i % 37).len()).sum();
+    let bytes = format!("{},{:03}", bytes / 1000, bytes % 1000);
+    assert!(summary.starts_with(&format!("2,000 records ({bytes} bytes) written")), "{summary}");
+    for figure in [
+        " bytes) written to lines in ",
+        " Kinesis record",
+        " records each), ",
+        "PutRecords request",
+        "throttled Kinesis record",
+    ] {
         assert!(summary.contains(figure), "{summary} lacks {figure:?}");
     }
     assert_eq!(text(&output.stderr), "");
