@@ -64,7 +64,9 @@ pub struct BenchArgs {
     /// User records to put [default: 300,000; with --rate, as many as 10 s take].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     records: Option<u64>,
-    /// Stop putting after this many seconds (and after --records, if both are given).
+    /// Stop putting after this many seconds (and after --records, if both are given). Without --rate, records
+    /// are offered as fast as the producer takes them (up to MaxOutstandingRecords, 1,000,000), and when the
+    /// stream is the bottleneck their results arrive long after: use --rate for a run of a set length.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     duration: Option<f64>,
     /// Offer this many records per second, on a fixed schedule whatever the producer does (open loop)
@@ -86,7 +88,8 @@ pub struct BenchArgs {
     /// Shards of the stream.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
     shards: u32,
-    /// Kinesis's per-shard quota (1000 records and 1 MiB per second), for the mock and the producer's limiter.
+    /// Kinesis's per-shard quota (1000 records and 1 MiB per second), for the mock and the producer's limiter
+    /// (with --config, the limiter follows the file's ShardMaxRecordsPerSecond and ShardMaxBytesPerSecond).
     #[arg(long, value_enum, default_value_t = Switch::On)]
     shard_limits: Switch,
     /// How user records are aggregated into Kinesis records [default: per-shard, or the --config file's].

@@ -381,3 +381,41 @@ async fn credentials_and_region_come_from_the_named_profile() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(stream_contents(&server, "profiled").await, [("p".to_owned(), b"from-profile".to_vec())]);
 }
+
+#[tokio::test]
+async fn records_failing_alike_after_the_check_are_one_line_each_kind() {
+    let server = Kinesalite::start();
+    create_stream(&server, "dies", 1).await;
+    let config = std::env::temp_dir().join(format!("kpl-cli-dies-{}.properties", std::process::id()));
+    std::fs::write(&config, "RecordTtl = 1000\n").unwrap();
+    let mut command = produce_with_credentials(
+        &server,
+        &["--stream", "dies", "--key", "k", "--config", config.to_str().unwrap()],
+    );
+    let output = run_streaming(&mut command, move |input| {
+        // Twice a pipe's buffer: once this is written, kpl is reading, past its check of the stream.
+        input.write_all(&b"x\n".repeat(64 * 1024))?;
+        // The server goes away: every record from here fails, with the same error or one of a few.
+        drop(server);
+        input.write_all(&b"y\n".repeat(2000))
+    });
+    std::fs::remove_file(&config).unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!((2..=5).contains(&lines.len()), "not grouped: {stderr}");
+    let last = lines[lines.len() - 1];
+    let failed: u64 = last
+        .strip_prefix("kpl: ")
+        .and_then(|rest| rest.split(" of ").next())
+        .map(|n| n.replace(',', "").parse().unwrap())
+        .unwrap_or_else(|| panic!("{last}"));
+    assert!(failed >= 2000, "{stderr}");
+    let grouped: u64 = lines[..lines.len() - 1]
+        .iter()
+        .map(|line| line.split(" record").next().unwrap().replace(',', "").parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(grouped, failed, "{stderr}");
+    let expired = "failed: expired (RecordTtl) before it was written; last error: ";
+    assert!(lines.iter().any(|line| line.contains(expired)), "{stderr}");
+}
