@@ -228,7 +228,7 @@ fn progress_bar() -> ProgressBar {
 /// Fails in one line, within [`PREFLIGHT_TIMEOUT`], when the stream cannot be written: no credentials, no
 /// endpoint, no such stream. A `ListShards` that is denied (a role allowed only `PutRecords`) says nothing
 /// about `PutRecords`: warn and go on.
-async fn check_stream(backend: &AwsBackend, stream: &StreamTarget) -> Result<(), CliError> {
+async fn check_stream(backend: &impl Backend, stream: &StreamTarget) -> Result<(), CliError> {
     let request = ListShardsRequest {
         stream: stream.clone(),
         next_token: None,
@@ -316,4 +316,73 @@ async fn aws_backend(args: &ProduceArgs, file_region: Option<String>) -> Result<
         return Err(CliError::NoRegion);
     }
     Ok(AwsBackend::from_conf(aws_sdk_kinesis::Config::from(&sdk_config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use kpl_core::{ListShardsOutput, PutRecordsRequest, PutRecordsResultEntry, RequestErrorKind};
+    use kpl_tokio::RequestError;
+
+    use super::*;
+
+    /// Answers `ListShards` with `answer` (never, for `None`).
+    struct Lister(Option<Result<ListShardsOutput, RequestError>>);
+
+    #[async_trait]
+    impl Backend for Lister {
+        async fn list_shards(&self, _: ListShardsRequest) -> Result<ListShardsOutput, RequestError> {
+            match &self.0 {
+                Some(answer) => answer.clone(),
+                None => std::future::pending().await,
+            }
+        }
+
+        async fn put_records(
+            &self,
+            _: PutRecordsRequest,
+        ) -> Result<Vec<PutRecordsResultEntry>, RequestError> {
+            unreachable!("the check only lists shards")
+        }
+    }
+
+    fn refused(kind: RequestErrorKind, code: &str, message: &str) -> Lister {
+        Lister(Some(Err(RequestError::new(kind, Some(code), message))))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_stream_check_passes_fails_or_warns() {
+        let stream = StreamTarget::name("orders");
+        let listed = Lister(Some(Ok(ListShardsOutput { shards: Vec::new(), next_token: None })));
+        assert!(check_stream(&listed, &stream).await.is_ok());
+        // A role allowed only PutRecords: the check cannot tell, so the run goes on.
+        let denied = refused(RequestErrorKind::Fatal, "AccessDeniedException", "not authorized");
+        assert!(check_stream(&denied, &stream).await.is_ok());
+
+        let missing = refused(
+            RequestErrorKind::StreamNotFound,
+            "ResourceNotFoundException",
+            "Stream orders not found.",
+        );
+        assert_eq!(
+            check_stream(&missing, &stream).await.unwrap_err().to_string(),
+            "cannot write to stream orders: ResourceNotFoundException: Stream orders not found."
+        );
+        let no_credentials = refused(
+            RequestErrorKind::Transient,
+            "DispatchFailure",
+            "dispatch failure: other: no credentials found in chain",
+        );
+        assert_eq!(
+            check_stream(&no_credentials, &stream).await.unwrap_err().to_string(),
+            "cannot write to stream orders: no usable AWS credentials (environment, --profile, ~/.aws, SSO, \
+             instance role): no credentials found in chain"
+        );
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            check_stream(&Lister(None), &stream).await.unwrap_err().to_string(),
+            "cannot write to stream orders: no answer within 10 s"
+        );
+        assert_eq!(started.elapsed(), PREFLIGHT_TIMEOUT);
+    }
 }
