@@ -428,7 +428,7 @@ pub fn summary(report: &Report) -> String {
     );
     let cpu = report.cpu_percent_of_one_core.map_or_else(
         || "n/a".to_owned(),
-        |percent| format!("{:.1} of {} cores", percent / 100.0, report.cores),
+        |percent| format!("{percent:.0} % of one core ({} cores)", report.cores),
     );
     let memory = report.peak_memory_bytes.map_or_else(|| "n/a".to_owned(), mebibytes);
     let _ = writeln!(out, "  resources     CPU {cpu}, peak memory {memory} resident");

@@ -145,11 +145,11 @@ pub async fn sample(
         let window = latencies.lock().unwrap_or_else(PoisonError::into_inner).take_window();
         let span = (now.at - last.at).as_secs_f64();
         if span > 0.0 {
-            let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / span;
+            let rate = |now: u64, then: u64| round(now.saturating_sub(then) as f64 / span, 1);
             seconds.push(Second {
-                time_s: now.at.as_secs_f64(),
+                time_s: round(now.at.as_secs_f64(), 3),
                 records_per_s: rate(now.records, last.records),
-                megabytes_per_s: rate(now.bytes, last.bytes) / 1e6,
+                megabytes_per_s: round(now.bytes.saturating_sub(last.bytes) as f64 / span / 1e6, 4),
                 kinesis_records_per_s: rate(now.kinesis_records, last.kinesis_records),
                 requests_per_s: rate(now.requests, last.requests),
                 throttled_per_s: rate(now.throttled, last.throttled),
@@ -165,6 +165,12 @@ pub async fn sample(
             return seconds;
         }
     }
+}
+
+/// `value` to `digits` decimals: the timeline's precision, not the float's.
+fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
 }
 
 /// Writes `seconds` to `path` as CSV, one row per second, with a header naming each column and its unit.
