@@ -1,28 +1,46 @@
 //! `kpl bench`: the producer against the in-process simulated Kinesis of `kpl-mock-backend`.
 
-use std::io::IsTerminal;
+mod observe;
+mod plot;
+mod report;
+mod timeline;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::ValueEnum;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use kpl_mock_backend::{MockConfig, MockKinesis, ShardLimits};
 use kpl_tokio::{
     AggregationPolicy, KinesisProducer, MockBackend, ProducerConfig, ShardMapWait, StreamTarget, UserRecord,
 };
 use serde::Serialize;
 
+use self::observe::{Counters, Observed, Shards};
+use self::report::{Report, Run};
+use self::timeline::Latencies;
 use crate::error::CliError;
 use crate::rng::Rng;
 use crate::track::{Completion, Tracker};
 
 const EXAMPLES: &str = "\
 Examples:
-  kpl bench                                           # the defaults: about 10 s on 2 cores
-  kpl bench --records 200000 --record-size 1000 --shards 8
+  kpl bench                                           # 300,000 records as fast as they go: about 10 s
+  kpl bench --rate 2000 --duration 30                 # open loop: 2,000 records/s offered for 30 s
+  kpl bench --config kpl.properties --record-size 1000 --shards 8
   kpl bench --keys hot --hot-share 0.9                # one partition key takes 90% of the records
   kpl bench --aggregation off --shard-limits off      # one Kinesis record per user record, no shard quota
-  kpl bench --hostile --json                          # throttling, 5xx, timeouts; machine-readable summary";
+  kpl bench --timeline run.csv --plot run.svg         # per-second figures, and a chart of them
+  kpl bench --hostile --json                          # throttling, 5xx, timeouts; machine-readable summary
+
+The summary gives the share of the shards' quota used (Kinesis: 1,000 records and 1 MiB per second per
+shard, partition keys included), a per-shard table, the bottleneck (shard quota, CPU, connections), latency
+percentiles from put to result (an HDR histogram: p50, p90, p99, p99.9, max), and the peak outstanding
+records and bytes. Without --rate, every record is offered at once (closed loop): latency then includes
+the wait in the producer's queue behind the shard quota. With --rate, records are offered on a fixed
+schedule (open loop) and latency counts from each record's scheduled time.";
 
 /// The stream the benchmark writes to.
 const STREAM: &str = "bench";
@@ -33,13 +51,28 @@ const YIELD_EVERY: u64 = 64;
 /// Longest data a benchmark record may have: 1 MiB less room for the partition key.
 const MAX_RECORD_SIZE: u64 = 1024 * 1024 - 256;
 
+/// Records put when neither `--records` nor `--duration` is given, without `--rate`.
+const DEFAULT_RECORDS: u64 = 300_000;
+
+/// Seconds of the run when neither `--records` nor `--duration` is given, with `--rate`.
+const DEFAULT_OPEN_LOOP_SECONDS: f64 = 10.0;
+
 /// Options of `kpl bench`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct BenchArgs {
-    /// User records to put.
-    #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
-    records: u64,
+    /// User records to put [default: 300,000; with --rate, as many as 10 s take].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    records: Option<u64>,
+    /// Stop putting after this many seconds (and after --records, if both are given). Without --rate, records
+    /// are offered as fast as the producer takes them (up to MaxOutstandingRecords, 1,000,000), and when the
+    /// stream is the bottleneck their results arrive long after: use --rate for a run of a set length.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    duration: Option<f64>,
+    /// Offer this many records per second, on a fixed schedule whatever the producer does (open loop)
+    /// [default: all at once, as fast as the producer takes them].
+    #[arg(long, value_name = "RECORDS_PER_SECOND", value_parser = clap::value_parser!(u64).range(1..))]
+    rate: Option<u64>,
     /// Bytes of data in each record.
     #[arg(long, value_name = "BYTES", default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=MAX_RECORD_SIZE))]
     record_size: u64,
@@ -55,12 +88,17 @@ pub struct BenchArgs {
     /// Shards of the stream.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
     shards: u32,
-    /// Kinesis's per-shard quota (1000 records and 1 MiB per second), for the mock and the producer's limiter.
+    /// Kinesis's per-shard quota (1000 records and 1 MiB per second), for the mock and the producer's limiter
+    /// (with --config, the limiter follows the file's ShardMaxRecordsPerSecond and ShardMaxBytesPerSecond).
     #[arg(long, value_enum, default_value_t = Switch::On)]
     shard_limits: Switch,
-    /// How user records are aggregated into Kinesis records.
-    #[arg(long, value_enum, default_value_t = Aggregation::PerShard)]
-    aggregation: Aggregation,
+    /// How user records are aggregated into Kinesis records [default: per-shard, or the --config file's].
+    #[arg(long, value_enum, conflicts_with = "config")]
+    aggregation: Option<Aggregation>,
+    /// The producer's settings from a KPL properties file (RecordMaxBufferedTime, AggregationMaxSize,
+    /// RateLimit, MaxConnections, ...) [default: the KPL's, with ShardMapWait = Hold].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Tasks putting records at once.
     #[arg(long, value_name = "TASKS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     concurrency: u64,
@@ -70,9 +108,15 @@ pub struct BenchArgs {
     /// Seed of the keys, the mock's faults and the producer's retry jitter.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Print the summary as JSON (and no progress bar).
+    /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Write per-second figures (throughput, latency, outstanding records) to FILE as CSV.
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<PathBuf>,
+    /// Draw throughput, latency and outstanding records over time into FILE, an SVG picture.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 /// How partition keys are chosen.
@@ -95,8 +139,7 @@ enum Switch {
 }
 
 /// The producer's aggregation policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Aggregation {
     /// As the KPL: one aggregate per predicted shard.
     PerShard,
@@ -123,172 +166,223 @@ fn parse_share(text: &str) -> Result<f64, String> {
     }
 }
 
-/// What the benchmark measured.
-#[derive(Debug, Serialize)]
-struct Report {
-    records: u64,
-    record_size: u64,
-    keys: Keys,
-    shards: u32,
-    shard_limits: bool,
-    aggregation: Aggregation,
-    concurrency: u64,
-    hostile: bool,
-    /// From the first put to the last result.
-    seconds: f64,
-    records_per_second: f64,
-    /// Megabytes (10^6 bytes) of user data per second.
-    megabytes_per_second: f64,
-    user_records_per_kinesis_record: f64,
-    kinesis_records_per_request: f64,
-    /// PutRecords requests sent.
-    requests: u64,
-    /// User-record retries.
-    retries: u64,
-    /// PutRecords entries throttled by their shard.
-    throttles: u64,
-    /// Records not written.
-    failed: u64,
-    /// Put-to-result latency, in milliseconds.
-    latency_ms: Latency,
-    /// The process's peak resident memory (`VmHWM`); `null` where unknown.
-    peak_memory_bytes: Option<u64>,
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= 1e9 => Ok(seconds),
+        _ => Err(format!("{text:?} is not a number of seconds above 0")),
+    }
 }
 
-#[derive(Debug, Serialize)]
-struct Latency {
-    p50: f64,
-    p99: f64,
-    max: f64,
+/// When the putting stops.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    records: Option<u64>,
+    deadline: Option<Duration>,
 }
 
-/// What one putting task saw of its records.
-#[derive(Debug, Default)]
-struct Share {
-    latencies: Vec<Duration>,
-    failed: u64,
+impl Limits {
+    fn of(args: &BenchArgs) -> Self {
+        let deadline = args.duration.map(Duration::from_secs_f64);
+        match (args.records, deadline, args.rate) {
+            (None, None, None) => Self { records: Some(DEFAULT_RECORDS), deadline },
+            (None, None, Some(_)) => {
+                Self { records: None, deadline: Some(Duration::from_secs_f64(DEFAULT_OPEN_LOOP_SECONDS)) }
+            }
+            (records, deadline, _) => Self { records, deadline },
+        }
+    }
 }
 
-/// Runs the benchmark and prints its summary.
+/// Runs the benchmark and prints its summary; writes the timeline and the plot when asked.
 pub async fn run(args: BenchArgs) -> Result<(), CliError> {
-    let report = measure(&args).await?;
+    let (report, seconds) = measure(&args).await?;
+    if let Some(path) = &args.timeline {
+        timeline::write_csv(path, &seconds)?;
+    }
+    if let Some(path) = &args.plot {
+        plot::write_svg(path, &seconds)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", summary(&report));
+        print!("{}", report::summary(&report));
     }
     Ok(())
 }
 
-async fn measure(args: &BenchArgs) -> Result<Report, CliError> {
-    let limits = args.shard_limits == Switch::On;
-    let base = if args.hostile { MockConfig::hostile() } else { MockConfig::calm() };
-    let mock_config =
-        MockConfig { shard_limits: limits.then_some(ShardLimits::KINESIS), retain_committed: false, ..base };
-    let mut kinesis = MockKinesis::new(mock_config, args.seed)?;
-    kinesis.create_stream(STREAM, args.shards)?;
+/// The producer's settings, and where they come from.
+fn producer_config(args: &BenchArgs, limits: bool) -> Result<(ProducerConfig, String), CliError> {
+    if let Some(path) = &args.config {
+        let loaded = crate::properties::load(path)?;
+        if !loaded.other_settings.is_empty() {
+            let keys: Vec<&str> = loaded.other_settings.keys().map(String::as_str).collect();
+            eprintln!("kpl: warning: {}: not used by kpl bench: {}", path.display(), keys.join(", "));
+        }
+        return Ok((loaded.config, path.display().to_string()));
+    }
     let mut config = ProducerConfig::builder()
-        .aggregation(args.aggregation.into())
+        .aggregation(args.aggregation.unwrap_or(Aggregation::PerShard).into())
         // Aggregate from the first record on, rather than sending the first ones unaggregated.
         .shard_map_wait(ShardMapWait::Hold);
     if !limits {
         let unlimited = u64::from(u32::MAX);
         config = config.shard_max_records_per_second(unlimited).shard_max_bytes_per_second(unlimited);
     }
-    let producer =
-        KinesisProducer::builder(config.build()?, MockBackend::new(kinesis)).seed(args.seed).spawn()?;
-    let bar = progress_bar(args);
+    Ok((config.build()?, "the KPL's defaults, except ShardMapWait Hold".to_owned()))
+}
+
+async fn measure(args: &BenchArgs) -> Result<(Report, Vec<timeline::Second>), CliError> {
+    let limits = args.shard_limits == Switch::On;
+    let base = if args.hostile { MockConfig::hostile() } else { MockConfig::calm() };
+    let mock_config =
+        MockConfig { shard_limits: limits.then_some(ShardLimits::KINESIS), retain_committed: false, ..base };
+    let mut kinesis = MockKinesis::new(mock_config, args.seed)?;
+    kinesis.create_stream(STREAM, args.shards)?;
+    let shards = Shards::new(
+        kinesis
+            .shards(STREAM)
+            .unwrap_or_default()
+            .iter()
+            .map(|shard| (shard.id().clone(), *shard.hash_range().start(), *shard.hash_range().end()))
+            .collect(),
+    );
+    let (config, settings_from) = producer_config(args, limits)?;
+    let counters = Arc::new(Counters::new(shards, config.max_connections() as u64));
+    let backend = Observed::new(MockBackend::new(kinesis), Arc::clone(&counters));
+    let producer = KinesisProducer::builder(config.clone(), backend).seed(args.seed).spawn()?;
+    let latencies = Arc::new(Mutex::new(Latencies::new()?));
+    let limit = Limits::of(args);
+    let bar = progress_bar(limit);
     let data = Bytes::from(vec![b'x'; usize::try_from(args.record_size).unwrap_or(usize::MAX)]);
 
+    let cpu_before = report::cpu_time();
     let started = Instant::now();
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let sampler =
+        tokio::spawn(timeline::sample(Arc::clone(&counters), Arc::clone(&latencies), started, stopped));
     let tasks: Vec<_> = (0..args.concurrency)
         .map(|task| {
-            // The records split as evenly as they go.
-            let count = args.records / args.concurrency + u64::from(task < args.records % args.concurrency);
+            let share = Share {
+                // The records split as evenly as they go.
+                records: limit
+                    .records
+                    .map(|records| records / args.concurrency + u64::from(task < records % args.concurrency)),
+                deadline: limit.deadline.map(|deadline| started + deadline),
+                // Each task offers its share of the rate, the tasks' schedules interleaved.
+                schedule: args.rate.map(|rate| {
+                    let interval = Duration::from_secs_f64(args.concurrency as f64 / rate as f64);
+                    (started + interval.mul_f64(task as f64 / args.concurrency as f64), interval)
+                }),
+            };
             let keys = KeyChooser {
                 keys: args.keys,
                 distinct: args.distinct_keys,
                 hot_share: args.hot_share,
                 rng: Rng::new(args.seed ^ task.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             };
-            tokio::spawn(put_share(producer.clone(), keys, data.clone(), count, bar.clone()))
+            let putter = Putter {
+                producer: producer.clone(),
+                counters: Arc::clone(&counters),
+                latencies: Arc::clone(&latencies),
+                bar: bar.clone(),
+            };
+            tokio::spawn(putter.put_share(share, keys, data.clone()))
         })
         .collect();
-    let mut latencies = Vec::new();
-    let mut failed = 0;
     for task in tasks {
-        let share = task.await??;
-        latencies.extend(share.latencies);
-        failed += share.failed;
+        task.await??;
     }
     let elapsed = started.elapsed();
+    let cpu = report::cpu_time().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
+    let connections_saturated = counters.connections_saturated(Instant::now());
+    // Nothing is sent after the last result: the sampler's last row closes the run.
+    let _ = stop.send(());
+    let seconds = sampler.await?;
     bar.finish_and_clear();
     let stats = producer.stats().await.unwrap_or_default();
     // Every record has its result: nothing is left to send.
     producer.shutdown(Duration::from_secs(10)).await?;
-
-    latencies.sort_unstable();
-    let seconds = elapsed.as_secs_f64();
-    Ok(Report {
-        records: args.records,
-        record_size: args.record_size,
-        keys: args.keys,
-        shards: args.shards,
+    let latency = latencies.lock().unwrap_or_else(PoisonError::into_inner).total();
+    let run = Run {
+        elapsed,
+        cpu,
+        connections_saturated,
+        latency,
+        quota: ShardLimits::KINESIS,
         shard_limits: limits,
-        aggregation: args.aggregation,
-        concurrency: args.concurrency,
-        hostile: args.hostile,
-        seconds,
-        records_per_second: ratio(args.records as f64, seconds),
-        megabytes_per_second: ratio(args.records as f64 * args.record_size as f64 / 1e6, seconds),
-        user_records_per_kinesis_record: ratio(
-            stats.user_records_put as f64,
-            stats.kinesis_records_put as f64,
-        ),
-        kinesis_records_per_request: ratio(
-            stats.kinesis_records_put as f64,
-            stats.put_records_requests as f64,
-        ),
-        requests: stats.put_records_requests,
-        retries: stats.retries,
-        throttles: stats.throttled_entries,
-        failed,
-        latency_ms: Latency {
-            p50: millis(percentile(&latencies, 0.50)),
-            p99: millis(percentile(&latencies, 0.99)),
-            max: millis(latencies.last().copied().unwrap_or_default()),
-        },
-        peak_memory_bytes: peak_memory(),
-    })
+        rate: args.rate,
+        settings: report::settings(&config, settings_from),
+    };
+    let report = report::build(args, &run, &counters, &stats);
+    Ok((report, seconds))
 }
 
-/// Puts `count` records from one task, and collects their results on another.
-async fn put_share(
+/// What one putting task puts.
+#[derive(Debug, Clone, Copy)]
+struct Share {
+    /// How many records, at most.
+    records: Option<u64>,
+    /// Until when.
+    deadline: Option<Instant>,
+    /// Open loop: when the first record is due, and the interval between two.
+    schedule: Option<(Instant, Duration)>,
+}
+
+/// A putting task's handles.
+struct Putter {
     producer: KinesisProducer,
-    mut keys: KeyChooser,
-    data: Bytes,
-    count: u64,
+    counters: Arc<Counters>,
+    latencies: Arc<Mutex<Latencies>>,
     bar: ProgressBar,
-) -> Result<Share, CliError> {
-    let (tracker, results) =
-        Tracker::spawn(Share::default(), move |share: &mut Share, done: Completion<()>| {
-            share.latencies.push(done.latency);
-            share.failed += u64::from(done.result.is_err());
-            bar.inc(1);
+}
+
+impl Putter {
+    /// Puts a share of the records, and counts their results on a task of their own.
+    async fn put_share(self, share: Share, mut keys: KeyChooser, data: Bytes) -> Result<(), CliError> {
+        let Self { producer, counters, latencies, bar } = self;
+        let size = data.len() as u64;
+        let (tracker, results) = Tracker::spawn((), {
+            let counters = Arc::clone(&counters);
+            move |(): &mut (), done: Completion<()>| {
+                latencies.lock().unwrap_or_else(PoisonError::into_inner).record(done.latency);
+                counters.completed(size, done.result.as_ref().ok().map(|receipt| &receipt.shard_id));
+                bar.inc(1);
+            }
         });
-    let stream = StreamTarget::name(STREAM);
-    for i in 0..count {
-        // `put` returns without yielding while the producer has room: yield now and then, or the putting
-        // tasks keep the runtime's threads from the producer's driver.
-        if i % YIELD_EVERY == 0 {
-            tokio::task::yield_now().await;
+        let stream = StreamTarget::name(STREAM);
+        let mut put = 0u64;
+        while share.records.is_none_or(|records| put < records) {
+            let due = match share.schedule {
+                Some((first, interval)) => {
+                    let due = first + interval.mul_f64(put as f64);
+                    if share.deadline.is_some_and(|deadline| due >= deadline) {
+                        break;
+                    }
+                    tokio::time::sleep_until(due.into()).await;
+                    due
+                }
+                None => {
+                    // `put` returns without yielding while the producer has room: yield now and then, or the
+                    // putting tasks keep the runtime's threads from the producer's driver.
+                    if put.is_multiple_of(YIELD_EVERY) {
+                        tokio::task::yield_now().await;
+                        if share.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                            break;
+                        }
+                    }
+                    Instant::now()
+                }
+            };
+            let future = producer.put(keys.record(&stream, data.clone())).await?;
+            counters.put(size);
+            // Open loop: latency counts from when the record was due, so a producer that makes the putter
+            // wait is not flattered by it (no coordinated omission).
+            tracker.track((), due, future);
+            put += 1;
         }
-        let record = keys.record(&stream, data.clone());
-        let put_at = Instant::now();
-        tracker.track((), put_at, producer.put(record).await?);
+        drop(tracker);
+        Ok(results.await?)
     }
-    drop(tracker);
-    Ok(results.await?)
 }
 
 /// Partition (and explicit hash) keys by `--keys`.
@@ -316,76 +410,15 @@ impl KeyChooser {
     }
 }
 
-fn progress_bar(args: &BenchArgs) -> ProgressBar {
-    if args.json || !std::io::stdout().is_terminal() {
-        return ProgressBar::hidden();
+/// A bar of records when their number is known, else a spinner; on standard error when it is a terminal.
+fn progress_bar(limit: Limits) -> ProgressBar {
+    match limit.records {
+        Some(records) => crate::progress::on_stderr(
+            Some(records),
+            "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} records, {rate}, eta {eta}",
+        ),
+        None => crate::progress::on_stderr(None, "{spinner} {elapsed_precise} {human_pos} records, {rate}"),
     }
-    let style = ProgressStyle::with_template(
-        "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} records, {per_sec}, eta {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    ProgressBar::with_draw_target(Some(args.records), ProgressDrawTarget::stderr()).with_style(style)
-}
-
-/// `a / b`, or 0 when `b` is 0.
-fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 { a / b } else { 0.0 }
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1e3
-}
-
-/// The nearest-rank percentile of sorted `values`: the smallest value with at least `p` of them at or below
-/// it. Zero for no values.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.saturating_sub(1)).copied().unwrap_or_default()
-}
-
-/// The peak resident set size, from `VmHWM` in `/proc/self/status` (Linux); `None` elsewhere.
-fn peak_memory() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find_map(|line| line.strip_prefix("VmHWM:"))?;
-    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
-    Some(kib * 1024)
-}
-
-fn summary(report: &Report) -> String {
-    let memory = report
-        .peak_memory_bytes
-        .map_or_else(|| "n/a".to_owned(), |bytes| format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0)));
-    let on_off = |on: bool| if on { "on" } else { "off" };
-    let latency = &report.latency_ms;
-    format!(
-        "kpl bench: {} records of {} bytes, {} keys, {} shards (limits {}), aggregation {}, {} tasks{}\n\
-         \x20 time          {:.2} s\n\
-         \x20 throughput    {:.0} user records/s, {:.2} MB/s\n\
-         \x20 aggregation   {:.1} user records per Kinesis record, {:.1} Kinesis records per request\n\
-         \x20 requests      {} PutRecords, {} retries, {} throttled entries, {} records failed\n\
-         \x20 latency       p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (put to result)\n\
-         \x20 peak memory   {memory}\n",
-        report.records,
-        report.record_size,
-        name(report.keys),
-        report.shards,
-        on_off(report.shard_limits),
-        name(report.aggregation),
-        report.concurrency,
-        if report.hostile { ", hostile service" } else { "" },
-        report.seconds,
-        report.records_per_second,
-        report.megabytes_per_second,
-        report.user_records_per_kinesis_record,
-        report.kinesis_records_per_request,
-        report.requests,
-        report.retries,
-        report.throttles,
-        report.failed,
-        latency.p50,
-        latency.p99,
-        latency.max,
-    )
 }
 
 /// A value's command-line name.
@@ -398,20 +431,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_are_nearest_rank() {
-        let values: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&values, 0.5), Duration::from_millis(50));
-        assert_eq!(percentile(&values, 0.99), Duration::from_millis(99));
-        assert_eq!(percentile(&values[..1], 0.99), Duration::from_millis(1));
-        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
-    }
-
-    #[test]
-    fn shares_must_be_between_zero_and_one() {
+    fn shares_and_seconds_are_checked() {
         assert_eq!(parse_share("0.25"), Ok(0.25));
         assert!(parse_share("1.5").is_err());
         assert!(parse_share("NaN").is_err());
         assert!(parse_share("x").is_err());
+        assert_eq!(parse_seconds("2.5"), Ok(2.5));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("inf").is_err());
     }
 
     #[test]
@@ -420,10 +448,5 @@ mod tests {
         let stream = StreamTarget::name("s");
         let hot = (0..1000).filter(|_| keys.record(&stream, Bytes::new()).partition_key == "hot-key").count();
         assert!((850..950).contains(&hot), "{hot}");
-    }
-
-    #[test]
-    fn peak_memory_is_read_on_linux() {
-        assert_eq!(peak_memory().is_some(), cfg!(target_os = "linux"));
     }
 }

@@ -17,6 +17,22 @@ pub enum CliError {
         /// Why.
         source: io::Error,
     },
+    /// A file named on the command line could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    WriteFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The stream cannot be written: no credentials, no answer, no such stream.
+    #[error("cannot write to stream {stream}: {reason}")]
+    StreamCheck {
+        /// The stream's name or ARN.
+        stream: String,
+        /// Why, from `ListShards`.
+        reason: String,
+    },
     /// Standard input could not be read.
     #[error("cannot read standard input: {0}")]
     Stdin(io::Error),
@@ -52,6 +68,17 @@ pub enum CliError {
     /// A task of ours panicked or was cancelled.
     #[error("internal error: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// A latency histogram could not be created.
+    #[error("latency histogram: {0}")]
+    Histogram(#[from] hdrhistogram::CreationError),
+    /// The `--plot` chart could not be drawn.
+    #[error("cannot draw {}: {message}", path.display())]
+    Plot {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// No AWS region was given or configured.
     #[error("no AWS region: pass --region, set AWS_REGION, set Region in --config, or configure a profile")]
     NoRegion,
@@ -65,8 +92,8 @@ pub enum CliError {
         /// Bytes the frame declared (the 4 bytes of the length prefix, when that is what is cut).
         expected: u64,
     },
-    /// Records were not written (each was reported on its own line).
-    #[error("{failed} of {total} records failed")]
+    /// Records were not written (reported grouped by error before this).
+    #[error("{} of {} records failed", crate::failures::thousands(*failed), crate::failures::thousands(*total))]
     RecordsFailed {
         /// Records not written.
         failed: u64,

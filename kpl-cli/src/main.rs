@@ -12,7 +12,12 @@
 mod bench;
 mod deagg;
 mod error;
+mod failures;
+mod input;
+mod keys;
 mod produce;
+mod progress;
+mod properties;
 mod rng;
 mod track;
 

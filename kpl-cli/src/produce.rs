@@ -1,18 +1,22 @@
 //! `kpl produce`: records from standard input into a Kinesis stream, through the producer and the AWS SDK.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
-use clap::ValueEnum;
+use indicatif::ProgressBar;
+use kpl_core::ListShardsRequest;
 use kpl_tokio::{
-    AwsBackend, DeliveryError, KinesisProducer, ProducerConfig, PutError, RecordError, StreamTarget,
-    UserRecord,
+    AwsBackend, Backend, DeliveryError, KinesisProducer, ProducerConfig, ProducerStats, RecordError,
+    StreamTarget, UserRecord,
 };
-use serde_json::Value;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::BufReader;
 
 use crate::error::CliError;
+use crate::failures::{Failures, count, thousands};
+use crate::input::{Frame, Frames, Framing};
+use crate::keys::{KeySource, PartitionKeys};
 use crate::rng::Rng;
 use crate::track::{Completion, Tracker};
 
@@ -22,12 +26,26 @@ Examples:
   kpl produce --stream orders --key-field customer < orders.jsonl   # key from each line's JSON
   kpl produce --stream orders --framing length < records.bin        # 4-byte big-endian length, then data
   kpl produce --stream orders --config kpl.properties < lines.txt   # the KPL's settings: RecordTtl, ...
+  kpl produce --stream orders --profile prod --errors failed.jsonl < lines.txt
   AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x \\
     kpl produce --stream orders --region us-east-1 --endpoint-url http://127.0.0.1:4567   # kinesalite
 
-Each record that is not written is reported on standard error as `record N: <error>` (N counts from 1),
-and the exit code is then 1. Credentials come from the AWS default chain (environment, ~/.aws, SSO,
-instance role).";
+Before reading any input, kpl checks that the credentials resolve and the stream exists (one ListShards,
+at most 10 s); if ListShards is denied (a role allowed only PutRecords), it warns and goes on.
+Records not written are reported on standard error grouped by error, `N records failed: <error>
+(records 1, 2, ...)`, where a record's number is its line number (or position, with --framing length),
+and the exit code is then 1; --errors FILE lists every one of them. A line over the largest record size
+(1 MiB, or MaxUserRecordSize) is refused as soon as it passes the limit, and the rest of it is skipped
+without being held in memory. On success, a summary goes to standard output. Credentials come from the
+AWS default chain (environment, ~/.aws, SSO, instance role), or --profile.
+
+With --key-field (and --ehk-field), a field's key is its text as written: a string unescaped, a number
+digit for digit (12345678901234567890123, 1.50 and 1e3 unchanged), true and false as `true` and `false`;
+a record whose field is null, an object or an array, or that is not a JSON object, is refused alone.";
+
+/// How long the check that the stream exists may take: long enough for a slow credential chain (SSO, an
+/// instance role) and one request, short enough to fail an unreachable endpoint quickly.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Options of `kpl produce`.
 #[derive(Debug, clap::Args)]
@@ -42,6 +60,9 @@ pub struct ProduceArgs {
     /// The AWS region [default: Region in --config, else AWS_REGION or the profile's].
     #[arg(long)]
     region: Option<String>,
+    /// The named profile of ~/.aws/config and ~/.aws/credentials to take credentials and region from.
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
     /// A KPL properties file (RecordTtl, AggregationEnabled, RateLimit, ...) [default: the KPL's defaults].
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -55,45 +76,64 @@ pub struct ProduceArgs {
     /// Give every record this partition key [default: a random key per record].
     #[arg(long, value_name = "KEY", group = "partition_key")]
     key: Option<String>,
+    /// Take each record's explicit hash key (a decimal in 0..2^128-1, which picks the shard instead of the
+    /// partition key's MD5) from this field of the record, a JSON object.
+    #[arg(long, value_name = "NAME")]
+    ehk_field: Option<String>,
+    /// Write every record not written to FILE, one JSON object per line: `{"record": N, "error": "..."}`.
+    #[arg(long, value_name = "FILE")]
+    errors: Option<PathBuf>,
 }
 
-/// How records are delimited on standard input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Framing {
-    /// One record per line.
-    Line,
-    /// A 4-byte big-endian length, then that many bytes.
-    Length,
+/// A record put: its number and size in bytes.
+type Tag = (u64, u64);
+
+/// What the results of the records put add up to.
+#[derive(Debug, Default)]
+struct Written {
+    bytes: u64,
+    error: Option<CliError>,
 }
 
-/// Reads standard input into the stream, reports every record not written, and fails if any was not.
+/// Reads standard input into the stream, reports the records not written, and fails if any was not.
 pub async fn run(args: ProduceArgs) -> Result<(), CliError> {
     let (config, file_region) = load_config(args.config.as_deref())?;
-    let backend = aws_backend(args.region.clone().or(file_region), args.endpoint_url.as_deref()).await?;
+    let backend = aws_backend(&args, file_region).await?;
+    let stream = match args.stream.strip_prefix("arn:") {
+        Some(_) => StreamTarget::arn(&args.stream),
+        None => StreamTarget::name(&args.stream),
+    };
+    check_stream(&backend, &stream).await?;
     // Long enough for every record to reach its TTL, so none is cut short by the shutdown.
     let shutdown_timeout =
         config.record_ttl().saturating_add(config.request_timeout()).saturating_add(Duration::from_secs(5));
     let max_record_size = usize::try_from(config.max_record_size()).unwrap_or(usize::MAX);
     let producer = KinesisProducer::builder(config, backend).spawn()?;
-    let stream = match args.stream.strip_prefix("arn:") {
-        Some(_) => StreamTarget::arn(&args.stream),
-        None => StreamTarget::name(&args.stream),
+    let partition = match (&args.key, &args.key_field) {
+        (Some(key), _) => PartitionKeys::Fixed(key.clone()),
+        (None, Some(field)) => PartitionKeys::Field(field.clone()),
+        (None, None) => PartitionKeys::Random(Rng::new(crate::rng::entropy_seed())),
     };
-    let mut keys = match (&args.key, &args.key_field) {
-        (Some(key), _) => KeySource::Fixed(key.clone()),
-        (None, Some(field)) => KeySource::Field(field.clone()),
-        (None, None) => KeySource::Random(Rng::new(crate::rng::entropy_seed())),
-    };
-    let (tracker, results) = Tracker::spawn(0u64, |failed: &mut u64, done: Completion<u64>| {
-        if let Err(error) = done.result {
-            report(done.tag, &describe(&error));
-            *failed += 1;
+    let mut keys = KeySource { partition, explicit_hash_key_field: args.ehk_field.clone() };
+    let failures = Arc::new(Mutex::new(Failures::new(args.errors.as_deref())?));
+    let (tracker, results) = Tracker::spawn(Written::default(), {
+        let failures = Arc::clone(&failures);
+        move |written: &mut Written, done: Completion<Tag>| {
+            let (number, size) = done.tag;
+            match done.result {
+                Ok(_) => written.bytes += size,
+                Err(error) => {
+                    let (error, detail) = describe(&error);
+                    let added = lock(&failures).add(number, &error, &detail);
+                    written.error = written.error.take().or(added.err());
+                }
+            }
         }
     });
+    let bar = progress_bar();
 
     let started = Instant::now();
     let mut frames = Frames::new(BufReader::new(tokio::io::stdin()), args.framing, max_record_size);
-    let mut refused = 0;
     // Stop reading at an input error, but deliver what was read before it.
     let read = loop {
         let frame = match frames.next().await {
@@ -101,53 +141,146 @@ pub async fn run(args: ProduceArgs) -> Result<(), CliError> {
             Ok(None) => break Ok(()),
             Err(error) => break Err(error),
         };
+        bar.inc(1);
         let number = frames.count();
         let put = match frame {
-            Frame::Record(data) => match keys.key(&data) {
-                Ok(key) => {
-                    producer.put(UserRecord::new(stream.clone(), key, data)).await.map_err(|e| e.to_string())
+            Frame::Record(data) => {
+                let size = data.len() as u64;
+                match keys.keys(&data) {
+                    Ok(keys) => {
+                        let mut record = UserRecord::new(stream.clone(), keys.partition_key, data);
+                        record.explicit_hash_key = keys.explicit_hash_key;
+                        producer.put(record).await.map(|future| (future, size)).map_err(|e| e.to_string())
+                    }
+                    Err(message) => Err(message),
                 }
-                Err(message) => Err(message),
-            },
+            }
             Frame::Oversized(size) => {
-                Err(PutError::RecordTooLarge { size, max: max_record_size }.to_string())
+                Err(format!("record of {size} bytes (data alone) is over the {max_record_size} byte limit"))
             }
         };
         match put {
-            Ok(future) => tracker.track(number, Instant::now(), future),
+            Ok((future, size)) => tracker.track((number, size), Instant::now(), future),
             Err(message) => {
-                report(number, &message);
-                refused += 1;
+                if let Err(error) = lock(&failures).add(number, &message, &message) {
+                    break Err(error);
+                }
             }
         }
     };
     drop(tracker);
+    producer.flush().await;
+    let written = results.await?;
+    let stats = producer.stats().await.unwrap_or_default();
     let shutdown = producer.shutdown(shutdown_timeout).await;
-    let failed = results.await? + refused;
+    bar.finish_and_clear();
+    let failed = {
+        let mut failures = lock(&failures);
+        eprint!("{}", failures.finish()?);
+        failures.total()
+    };
     read?;
+    if let Some(error) = written.error {
+        return Err(error);
+    }
     if failed > 0 {
         return Err(CliError::RecordsFailed { failed, total: frames.count() });
     }
     shutdown?;
-    println!("{} records written to {stream} in {:.2} s", frames.count(), started.elapsed().as_secs_f64());
+    println!("{}", success_summary(frames.count(), written.bytes, &stream, &stats, started.elapsed()));
     Ok(())
 }
 
-/// One line on standard error for a record not written.
-fn report(record: u64, error: &str) {
-    eprintln!("record {record}: {}", crate::one_line(error));
+fn lock(failures: &Mutex<Failures>) -> MutexGuard<'_, Failures> {
+    failures.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A delivery error, with the last attempt's error when the record ran out of time or tries.
-fn describe(error: &DeliveryError) -> String {
-    match error {
-        DeliveryError::Failed(failure) if !matches!(failure.error, RecordError::Rejected(_)) => {
-            match failure.attempts.iter().rev().find_map(|attempt| attempt.error.as_ref()) {
-                Some(last) => format!("{failure} (last error: {}: {})", last.code, last.message),
-                None => failure.to_string(),
-            }
+/// `2,000 records (25,780 bytes) written to lines in 0.41 s: 4 Kinesis records (500.0 records each),
+/// 2 PutRecords requests, 0 retries of records, 0 throttled Kinesis records`.
+fn success_summary(
+    records: u64,
+    bytes: u64,
+    stream: &StreamTarget,
+    stats: &ProducerStats,
+    time: Duration,
+) -> String {
+    let per_kinesis_record =
+        if stats.kinesis_records_put > 0 { records as f64 / stats.kinesis_records_put as f64 } else { 0.0 };
+    format!(
+        "{} ({} bytes) written to {stream} in {:.2} s: {} ({per_kinesis_record:.1} records each), {}, {}, {}",
+        count(records, "record", "records"),
+        thousands(bytes),
+        time.as_secs_f64(),
+        count(stats.kinesis_records_put, "Kinesis record", "Kinesis records"),
+        count(stats.put_records_requests, "PutRecords request", "PutRecords requests"),
+        count(stats.retries, "retry of a record", "retries of records"),
+        count(stats.throttled_entries, "throttled Kinesis record", "throttled Kinesis records"),
+    )
+}
+
+/// A spinner on standard error, when it is a terminal: records read, and their rate.
+fn progress_bar() -> ProgressBar {
+    let bar = crate::progress::on_stderr(None, "{spinner} {elapsed} {human_pos} records read, {rate}");
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Fails in one line, within [`PREFLIGHT_TIMEOUT`], when the stream cannot be written: no credentials, no
+/// endpoint, no such stream. A `ListShards` that is denied (a role allowed only `PutRecords`) says nothing
+/// about `PutRecords`: warn and go on.
+async fn check_stream(backend: &impl Backend, stream: &StreamTarget) -> Result<(), CliError> {
+    let request = ListShardsRequest {
+        stream: stream.clone(),
+        next_token: None,
+        max_results: 1,
+        only_open_shards: false,
+    };
+    let reason = match tokio::time::timeout(PREFLIGHT_TIMEOUT, backend.list_shards(request)).await {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(error)) if error.code.as_deref() == Some("AccessDeniedException") => {
+            eprintln!(
+                "kpl: warning: cannot check stream {stream} (ListShards denied: {}); going on",
+                crate::one_line(&error.message)
+            );
+            return Ok(());
         }
-        other => other.to_string(),
+        // The SDK reports a credential chain that found nothing as a dispatch failure; say what it is.
+        Ok(Err(error))
+            if error.code.as_deref() == Some("DispatchFailure") && error.message.contains("credential") =>
+        {
+            let message =
+                error.message.trim_start_matches("dispatch failure: ").trim_start_matches("other: ");
+            format!(
+                "no usable AWS credentials (environment, --profile, ~/.aws, SSO, instance role): {message}"
+            )
+        }
+        Ok(Err(error)) => match error.code {
+            Some(code) => format!("{code}: {}", error.message),
+            None => error.message,
+        },
+        Err(_) => format!("no answer within {} s", PREFLIGHT_TIMEOUT.as_secs()),
+    };
+    Err(CliError::StreamCheck { stream: stream.to_string(), reason })
+}
+
+/// A delivery error as reported: what records failing alike share (no attempt count), and the whole of it
+/// for the `--errors` file. An expired record's report names its last attempt's error.
+fn describe(error: &DeliveryError) -> (String, String) {
+    let DeliveryError::Failed(failure) = error else {
+        return (error.to_string(), error.to_string());
+    };
+    let last = failure.attempts.iter().rev().find_map(|attempt| attempt.error.as_ref());
+    let last = last.map_or_else(String::new, |last| format!("; last error: {}: {}", last.code, last.message));
+    match &failure.error {
+        RecordError::Rejected(request) => {
+            let code = request.code.as_deref().map_or_else(String::new, |code| format!("{code}: "));
+            let text = format!("rejected by Kinesis: {code}{}", request.message);
+            (text.clone(), text)
+        }
+        RecordError::Expired { .. } => {
+            (format!("expired (RecordTtl) before it was written{last}"), format!("{failure}{last}"))
+        }
+        _ => (format!("{failure}{last}"), format!("{failure}{last}")),
     }
 }
 
@@ -157,13 +290,7 @@ fn load_config(path: Option<&Path>) -> Result<(ProducerConfig, Option<String>), 
     let Some(path) = path else {
         return Ok((ProducerConfig::default(), None));
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| CliError::ReadFile { path: path.to_owned(), source })?;
-    let mut loaded = ProducerConfig::from_properties(&text)
-        .map_err(|source| CliError::Properties { path: path.to_owned(), source })?;
-    for warning in &loaded.warnings {
-        eprintln!("kpl: warning: {}: {warning}", path.display());
-    }
+    let mut loaded = crate::properties::load(path)?;
     let region = loaded.other_settings.remove("Region");
     if !loaded.other_settings.is_empty() {
         let keys: Vec<&str> = loaded.other_settings.keys().map(String::as_str).collect();
@@ -172,13 +299,16 @@ fn load_config(path: Option<&Path>) -> Result<(ProducerConfig, Option<String>), 
     Ok((loaded.config, region))
 }
 
-/// The SDK's default chain, with `region` and `endpoint_url` when given.
-async fn aws_backend(region: Option<String>, endpoint_url: Option<&str>) -> Result<AwsBackend, CliError> {
+/// The SDK's default chain (or `--profile`), with the region and endpoint given.
+async fn aws_backend(args: &ProduceArgs, file_region: Option<String>) -> Result<AwsBackend, CliError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(region) = region {
+    if let Some(profile) = &args.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = args.region.clone().or(file_region) {
         loader = loader.region(Region::new(region));
     }
-    if let Some(url) = endpoint_url {
+    if let Some(url) = &args.endpoint_url {
         loader = loader.endpoint_url(url);
     }
     let sdk_config = loader.load().await;
@@ -188,169 +318,71 @@ async fn aws_backend(region: Option<String>, endpoint_url: Option<&str>) -> Resu
     Ok(AwsBackend::from_conf(aws_sdk_kinesis::Config::from(&sdk_config)))
 }
 
-/// Where partition keys come from.
-#[derive(Debug)]
-enum KeySource {
-    Fixed(String),
-    Field(String),
-    Random(Rng),
-}
-
-impl KeySource {
-    /// The partition key of a record, or why it has none.
-    fn key(&mut self, data: &[u8]) -> Result<String, String> {
-        match self {
-            Self::Fixed(key) => Ok(key.clone()),
-            Self::Random(rng) => Ok(format!("{:032x}", rng.next_u128())),
-            Self::Field(field) => {
-                let value: Value = serde_json::from_slice(data).map_err(|e| {
-                    format!("not JSON ({e}), so it has no {field:?} field for the partition key")
-                })?;
-                match value.get(field.as_str()) {
-                    Some(Value::String(text)) => Ok(text.clone()),
-                    Some(scalar @ (Value::Number(_) | Value::Bool(_))) => Ok(scalar.to_string()),
-                    Some(_) => Err(format!("field {field:?} is not a string, number or boolean")),
-                    None => Err(format!("no field {field:?} for the partition key")),
-                }
-            }
-        }
-    }
-}
-
-/// One record read.
-#[derive(Debug, PartialEq, Eq)]
-enum Frame {
-    Record(Vec<u8>),
-    /// A length-delimited record over the largest record size, skipped unread.
-    Oversized(usize),
-}
-
-/// Records out of a byte stream.
-struct Frames<R> {
-    input: R,
-    framing: Framing,
-    max_record_size: usize,
-    count: u64,
-}
-
-impl<R: AsyncBufRead + Unpin> Frames<R> {
-    fn new(input: R, framing: Framing, max_record_size: usize) -> Self {
-        Self { input, framing, max_record_size, count: 0 }
-    }
-
-    /// Records read so far: the number of the last one.
-    fn count(&self) -> u64 {
-        self.count
-    }
-
-    /// The next record; `None` at the end of the input.
-    async fn next(&mut self) -> Result<Option<Frame>, CliError> {
-        let frame = match self.framing {
-            Framing::Line => self.next_line().await?,
-            Framing::Length => self.next_length_delimited().await?,
-        };
-        self.count += u64::from(frame.is_some());
-        Ok(frame)
-    }
-
-    async fn next_line(&mut self) -> Result<Option<Frame>, CliError> {
-        let mut line = Vec::new();
-        if self.input.read_until(b'\n', &mut line).await.map_err(CliError::Stdin)? == 0 {
-            return Ok(None);
-        }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-        }
-        Ok(Some(Frame::Record(line)))
-    }
-
-    async fn next_length_delimited(&mut self) -> Result<Option<Frame>, CliError> {
-        let record = self.count + 1;
-        let mut prefix = Vec::with_capacity(4);
-        let got = (&mut self.input).take(4).read_to_end(&mut prefix).await.map_err(CliError::Stdin)?;
-        let prefix: [u8; 4] = match prefix.try_into() {
-            Ok(prefix) => prefix,
-            Err(_) if got == 0 => return Ok(None),
-            Err(_) => return Err(CliError::Truncated { record, got: got as u64, expected: 4 }),
-        };
-        let len = u32::from_be_bytes(prefix);
-        let size = usize::try_from(len).unwrap_or(usize::MAX);
-        let mut body = (&mut self.input).take(u64::from(len));
-        let (got, frame) = if size > self.max_record_size {
-            // Not worth holding in memory: it will not be sent.
-            let skipped =
-                tokio::io::copy(&mut body, &mut tokio::io::sink()).await.map_err(CliError::Stdin)?;
-            (skipped, Frame::Oversized(size))
-        } else {
-            let mut data = Vec::with_capacity(size);
-            body.read_to_end(&mut data).await.map_err(CliError::Stdin)?;
-            (data.len() as u64, Frame::Record(data))
-        };
-        if got < u64::from(len) {
-            return Err(CliError::Truncated { record, got, expected: u64::from(len) });
-        }
-        Ok(Some(frame))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use async_trait::async_trait;
+    use kpl_core::{ListShardsOutput, PutRecordsRequest, PutRecordsResultEntry, RequestErrorKind};
+    use kpl_tokio::RequestError;
+
     use super::*;
 
-    async fn read_all(input: &[u8], framing: Framing) -> (Vec<Frame>, Option<String>) {
-        let mut frames = Frames::new(input, framing, 10);
-        let mut out = Vec::new();
-        loop {
-            match frames.next().await {
-                Ok(Some(frame)) => out.push(frame),
-                Ok(None) => return (out, None),
-                Err(error) => return (out, Some(error.to_string())),
+    /// Answers `ListShards` with `answer` (never, for `None`).
+    struct Lister(Option<Result<ListShardsOutput, RequestError>>);
+
+    #[async_trait]
+    impl Backend for Lister {
+        async fn list_shards(&self, _: ListShardsRequest) -> Result<ListShardsOutput, RequestError> {
+            match &self.0 {
+                Some(answer) => answer.clone(),
+                None => std::future::pending().await,
             }
+        }
+
+        async fn put_records(
+            &self,
+            _: PutRecordsRequest,
+        ) -> Result<Vec<PutRecordsResultEntry>, RequestError> {
+            unreachable!("the check only lists shards")
         }
     }
 
-    fn record(data: &[u8]) -> Frame {
-        Frame::Record(data.to_vec())
+    fn refused(kind: RequestErrorKind, code: &str, message: &str) -> Lister {
+        Lister(Some(Err(RequestError::new(kind, Some(code), message))))
     }
 
-    #[tokio::test]
-    async fn lines_lose_their_line_ends_only() {
-        let (frames, error) = read_all(b"a\nb\r\n\n c \nlast", Framing::Line).await;
-        assert_eq!(frames, [record(b"a"), record(b"b"), record(b""), record(b" c "), record(b"last")]);
-        assert_eq!(error, None);
-        assert_eq!(read_all(b"", Framing::Line).await.0, []);
-    }
+    #[tokio::test(start_paused = true)]
+    async fn the_stream_check_passes_fails_or_warns() {
+        let stream = StreamTarget::name("orders");
+        let listed = Lister(Some(Ok(ListShardsOutput { shards: Vec::new(), next_token: None })));
+        assert!(check_stream(&listed, &stream).await.is_ok());
+        // A role allowed only PutRecords: the check cannot tell, so the run goes on.
+        let denied = refused(RequestErrorKind::Fatal, "AccessDeniedException", "not authorized");
+        assert!(check_stream(&denied, &stream).await.is_ok());
 
-    #[tokio::test]
-    async fn length_delimited_records_are_read_skipped_or_reported_truncated() {
-        let mut input = vec![0, 0, 0, 2, b'h', b'i', 0, 0, 0, 0];
-        input.extend([0, 0, 0, 11]);
-        input.extend([b'x'; 11]);
-        input.extend([0, 0, 0, 1, b'!']);
-        let (frames, error) = read_all(&input, Framing::Length).await;
-        assert_eq!(frames, [record(b"hi"), record(b""), Frame::Oversized(11), record(b"!")]);
-        assert_eq!(error, None);
-
-        let (frames, error) = read_all(&[0, 0, 0, 3, b'a', b'b'], Framing::Length).await;
-        assert_eq!(frames, []);
-        assert_eq!(error.as_deref(), Some("record 1: the input ends inside the record (2 of 3 bytes)"));
-        let (frames, error) = read_all(&[0, 0, 0, 1, b'a', 0, 0], Framing::Length).await;
-        assert_eq!(frames, [record(b"a")]);
-        assert_eq!(error.as_deref(), Some("record 2: the input ends inside the record (2 of 4 bytes)"));
-    }
-
-    #[test]
-    fn partition_keys_come_from_a_json_field() {
-        let mut keys = KeySource::Field("id".to_owned());
-        assert_eq!(keys.key(br#"{"id":"a-1","x":2}"#), Ok("a-1".to_owned()));
-        assert_eq!(keys.key(br#"{"id":42}"#), Ok("42".to_owned()));
-        assert!(keys.key(br#"{"id":null}"#).is_err());
-        assert!(keys.key(br#"{"other":1}"#).unwrap_err().contains("no field \"id\""));
-        assert!(keys.key(b"not json").unwrap_err().starts_with("not JSON"));
-        let mut random = KeySource::Random(Rng::new(1));
-        assert_ne!(random.key(b""), random.key(b""));
+        let missing = refused(
+            RequestErrorKind::StreamNotFound,
+            "ResourceNotFoundException",
+            "Stream orders not found.",
+        );
+        assert_eq!(
+            check_stream(&missing, &stream).await.unwrap_err().to_string(),
+            "cannot write to stream orders: ResourceNotFoundException: Stream orders not found."
+        );
+        let no_credentials = refused(
+            RequestErrorKind::Transient,
+            "DispatchFailure",
+            "dispatch failure: other: no credentials found in chain",
+        );
+        assert_eq!(
+            check_stream(&no_credentials, &stream).await.unwrap_err().to_string(),
+            "cannot write to stream orders: no usable AWS credentials (environment, --profile, ~/.aws, SSO, \
+             instance role): no credentials found in chain"
+        );
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            check_stream(&Lister(None), &stream).await.unwrap_err().to_string(),
+            "cannot write to stream orders: no answer within 10 s"
+        );
+        assert_eq!(started.elapsed(), PREFLIGHT_TIMEOUT);
     }
 }

@@ -56,7 +56,123 @@ fn bench_reports_a_sane_summary_as_json() {
         );
         assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{latency}");
         assert!(report["peak_memory_bytes"].as_u64().unwrap() > 0, "{report}");
+
+        // Percentiles in order, from the histogram.
+        let percentiles: Vec<f64> =
+            ["p50", "p90", "p99", "p99.9", "max"].iter().map(|p| latency[p].as_f64().unwrap()).collect();
+        assert!(percentiles.windows(2).all(|pair| pair[0] <= pair[1]), "{latency}");
+        // Every record has the same size: the peak bytes outstanding is the peak records times 100.
+        let peak = report["peak_outstanding_records"].as_u64().unwrap();
+        assert!(peak >= 1, "{report}");
+        assert_eq!(report["peak_outstanding_bytes"].as_u64(), Some(peak * 100), "{report}");
+        // The per-shard table adds up to the totals.
+        let shards = report["per_shard"].as_array().unwrap();
+        assert_eq!(shards.len(), 4);
+        let sum = |field: &str| shards.iter().map(|shard| shard[field].as_u64().unwrap()).sum::<u64>();
+        assert_eq!(sum("user_records"), 2000);
+        assert_eq!(sum("user_bytes"), 2000 * 100);
+        let kinesis_records = (number("user_records_per_kinesis_record").recip() * 2000.0).round() as u64;
+        assert_eq!(sum("kinesis_records"), kinesis_records, "{report}");
+        assert!(shards.iter().all(|shard| shard["user_records"].as_u64().unwrap() > 0), "{report}");
+        let utilisation = report["utilisation_percent"]["bytes"].as_f64().unwrap();
+        let expected = sum("kinesis_bytes") as f64 / (4.0 * 1048576.0 * number("seconds").max(1.0)) * 100.0;
+        assert!((utilisation - expected).abs() < 1e-6 * expected.max(1.0), "{utilisation} {expected}");
+        assert!(report["bottleneck"]["kind"].is_string() && report["bottleneck"]["detail"].is_string());
+        assert_eq!(report["producer_settings"]["CollectionMaxCount"], 500);
     }
+}
+
+#[test]
+fn bench_shows_the_saturated_shard_of_a_hot_key() {
+    let output = kpl(&["bench", "--records", "20000", "--keys", "hot", "--hot-share", "0.9", "--json"], b"");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let shards = report["per_shard"].as_array().unwrap();
+    let hot = shards.iter().max_by_key(|shard| shard["user_records"].as_u64().unwrap()).unwrap();
+    assert!(hot["user_records"].as_u64().unwrap() >= 18_000, "{report}");
+    assert_eq!(report["bottleneck"]["kind"], "shard-quota", "{report}");
+    let detail = report["bottleneck"]["detail"].as_str().unwrap();
+    assert!(detail.contains(hot["shard_id"].as_str().unwrap()), "{detail}");
+    // The hot shard did most of the stream's work, at most its quota.
+    let hot_bytes = hot["utilisation_percent"]["bytes"].as_f64().unwrap();
+    assert!(hot_bytes > 3.0 * report["utilisation_percent"]["bytes"].as_f64().unwrap(), "{report}");
+}
+
+#[test]
+fn bench_offers_an_open_loop_rate_and_writes_a_timeline_and_a_plot() {
+    let dir = std::env::temp_dir().join(format!("kpl-cli-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (csv, svg) = (dir.join("run.csv"), dir.join("run.svg"));
+    let output = kpl(
+        &[
+            "bench",
+            "--rate",
+            "2000",
+            "--duration",
+            "3",
+            "--shards",
+            "2",
+            "--json",
+            "--timeline",
+            csv.to_str().unwrap(),
+            "--plot",
+            svg.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    // 2,000 records/s for 3 s, each task on its own schedule.
+    let records = report["records"].as_u64().unwrap();
+    assert!((5990..=6000).contains(&records), "{report}");
+    assert_eq!(report["offered_records_per_second"], 2000);
+    assert_eq!(report["bottleneck"]["kind"], "none", "{report}");
+
+    let timeline = std::fs::read_to_string(&csv).unwrap();
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let mut rows = timeline.lines();
+    let header: Vec<&str> = rows.next().unwrap().split(',').collect();
+    for column in ["time_s", "records_per_s", "latency_p99_ms", "outstanding_records", "outstanding_bytes"] {
+        assert!(header.contains(&column), "{header:?}");
+    }
+    let rows: Vec<Vec<f64>> =
+        rows.map(|row| row.split(',').map(|cell| cell.parse().unwrap()).collect()).collect();
+    assert!((3..=5).contains(&rows.len()), "{timeline}");
+    // The rates over each interval add up to the records.
+    let (time, rate) = (0, 1);
+    let mut previous = 0.0;
+    let completed: f64 = rows
+        .iter()
+        .map(|row| {
+            let span = row[time] - previous;
+            previous = row[time];
+            row[rate] * span
+        })
+        .sum();
+    assert!((completed - records as f64).abs() < 1.0, "{completed} of {records}: {timeline}");
+    assert!(svg.starts_with("<svg") && svg.contains("Throughput") && svg.contains("Latency"), "{svg:.200}");
+}
+
+#[test]
+fn bench_uses_a_kpl_properties_file() {
+    let config = std::env::temp_dir().join(format!("kpl-cli-bench-{}.properties", std::process::id()));
+    std::fs::write(&config, "AggregationMaxCount = 10\nRecordMaxBufferedTime = 50\nShardMapWait = Hold\n")
+        .unwrap();
+    let path = config.to_str().unwrap();
+    let output = kpl(&["bench", "--records", "2000", "--json", "--config", path], b"");
+    let both = kpl(&["bench", "--config", path, "--aggregation", "off"], b"");
+    std::fs::remove_file(&config).unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let settings = &report["producer_settings"];
+    assert_eq!(settings["from"], path);
+    assert_eq!(settings["AggregationMaxCount"], 10);
+    assert_eq!(settings["RecordMaxBufferedTime"], 50);
+    assert_eq!(settings["ShardMapWait"], "Hold");
+    let per_kinesis_record = report["user_records_per_kinesis_record"].as_f64().unwrap();
+    assert!(per_kinesis_record > 1.0 && per_kinesis_record <= 10.0, "{report}");
+    assert_one_line_error(&both, 2, "cannot be used with");
 }
 
 #[test]
@@ -64,11 +180,23 @@ fn bench_prints_a_text_summary() {
     let output = kpl(&["bench", "--records", "500", "--keys", "hot", "--shards", "2"], b"");
     assert!(output.status.success(), "{}", text(&output.stderr));
     let summary = text(&output.stdout);
-    for expected in
-        ["500 records of 100 bytes, hot keys, 2 shards", "user records/s", "p50", "p99", "peak memory"]
-    {
+    for expected in [
+        "500 records of 100 bytes, hot keys, 2 shards",
+        "user records/s",
+        "% of bytes (2 × 1 MiB/s)",
+        "bottleneck",
+        "p50",
+        "p99.9",
+        "peak memory",
+        "RecordMaxBufferedTime 100 ms",
+        "Kinesis records",
+        "shardId-000000000000",
+        "shardId-000000000001",
+    ] {
         assert!(summary.contains(expected), "{summary} lacks {expected:?}");
     }
+    // No progress bar: standard error is not a terminal.
+    assert_eq!(text(&output.stderr), "");
 }
 
 fn golden(name: &str) -> Vec<u8> {

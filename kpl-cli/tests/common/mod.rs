@@ -2,7 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{ChildStdin, Command, Output, Stdio};
 
 /// `kpl`, the binary under test, with no arguments yet.
 pub fn kpl_command() -> Command {
@@ -11,13 +11,23 @@ pub fn kpl_command() -> Command {
 
 /// Runs `command` with `stdin` as its standard input and waits for it.
 pub fn run(command: &mut Command, stdin: &[u8]) -> Output {
+    let stdin = stdin.to_vec();
+    run_streaming(command, move |input| input.write_all(&stdin))
+}
+
+/// Runs `command` with what `write` writes (as it goes, through a pipe) as its standard input, and waits
+/// for it.
+pub fn run_streaming(
+    command: &mut Command,
+    write: impl FnOnce(&mut ChildStdin) -> std::io::Result<()> + Send + 'static,
+) -> Output {
     let mut child =
         command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run kpl");
     let mut input = child.stdin.take().unwrap();
-    let stdin = stdin.to_vec();
-    // Written from a thread: kpl may fill its output pipes before it reads everything.
+    // Written from a thread: kpl may fill its output pipes before it reads everything. kpl may also stop
+    // reading early (a failed check), which breaks the pipe: not the test's concern.
     let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&stdin);
+        let _ = write(&mut input);
     });
     let output = child.wait_with_output().unwrap();
     writer.join().unwrap();
