@@ -240,7 +240,7 @@ async fn throttled_entries_and_server_errors_are_retried_and_nothing_is_lost() {
     let server = Kinesalite::start();
     let client = client(server.endpoint());
     create_stream(&client, "faulty", 2).await;
-    let plan = Plan { throttle_every_entry: 3, fail_every_request: 4, delay: Duration::ZERO };
+    let plan = Plan { throttle_every_entry: 3, fail_every_request: 4, ..Plan::default() };
     let proxy = FaultProxy::start(server.endpoint(), plan).await;
     // Unaggregated, so that entries are user records and some of every request get throttled.
     let config = ProducerConfig::builder()
@@ -335,4 +335,101 @@ async fn a_shutdown_timeout_fails_the_records_still_in_flight() {
     for future in futures {
         assert_eq!(future.await.unwrap_err(), DeliveryError::ShutdownTimedOut);
     }
+}
+
+/// Short records put the moment the producer starts, as `kpl produce` and every short-lived job do.
+async fn put_at_start(
+    producer: &kpl_tokio::KinesisProducer,
+    stream: &StreamTarget,
+    keys: u32,
+) -> Vec<RecordReceipt> {
+    let mut futures = Vec::new();
+    for index in 0..3000 {
+        futures.push(producer.put_data(stream, key_of(index, keys), data(index, 30)).await.unwrap());
+    }
+    await_all(futures).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_put_before_a_slow_shard_map_are_aggregated_from_the_first() {
+    // As reported: with the KPL's SendUnaggregated, 3,000 short records put while ListShards took 20 ms went
+    // out as 3,000 Kinesis records. Held for the map (the default), they are aggregated per shard.
+    let server = Kinesalite::start();
+    let client = client(server.endpoint());
+    create_stream(&client, "slow-map", 2).await;
+    let plan = Plan { list_shards_delay: Duration::from_millis(500), ..Plan::default() };
+    let proxy = FaultProxy::start(server.endpoint(), plan).await;
+    let producer = producer(proxy.endpoint(), ProducerConfig::default());
+    put_at_start(&producer, &StreamTarget::name("slow-map"), 3000).await;
+    let stats = producer.stats().await.unwrap();
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(stats.user_records_put, 3000);
+    assert_eq!(stats.shard_map_fallbacks, 0);
+    assert!(stats.kinesis_records_put <= 8, "one aggregate per shard and 50 KB: {stats:?}");
+    assert_eq!(copies(&read_stream(&client, "slow-map").await, false).len(), 3000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_list_shards_falls_back_to_kcl_safe_same_key_aggregation() {
+    let server = Kinesalite::start();
+    let client = client(server.endpoint());
+    create_stream(&client, "no-list", 4).await;
+    let plan = Plan { refuse_list_shards: true, ..Plan::default() };
+    let proxy = FaultProxy::start(server.endpoint(), plan).await;
+    let producer = producer(proxy.endpoint(), ProducerConfig::default());
+    let started = std::time::Instant::now();
+    put_at_start(&producer, &StreamTarget::name("no-list"), 10).await;
+    let elapsed = started.elapsed();
+    let stats = producer.stats().await.unwrap();
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+    assert!(proxy.injected.list_shards_refused.load(Ordering::SeqCst) >= 1);
+    assert!(elapsed < Duration::from_secs(4), "no waiting out the hold on a refusal: {elapsed:?}");
+    assert_eq!((stats.user_records_put, stats.shard_map_fallbacks), (3000, 1), "{stats:?}");
+    assert!(stats.kinesis_records_put <= 20, "aggregated by key (10 keys): {stats:?}");
+    // Every aggregate lies within its shard's range: a KCL consumer drops none.
+    assert_eq!(copies(&read_stream(&client, "no-list").await, false).len(), 3000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_key_over_256_utf16_units_is_refused_at_put_and_the_others_are_written() {
+    // As reported: 129 × U+1F511 (129 code points, 258 UTF-16 units) was accepted, and the server's refusal of
+    // the request failed all three records in 9 of 20 runs.
+    let server = Kinesalite::start();
+    let client = client(server.endpoint());
+    create_stream(&client, "keys-utf16", 1).await;
+    let config = ProducerConfig::builder().aggregation_enabled(false).build().unwrap();
+    let producer = producer(server.endpoint(), config);
+    let stream = StreamTarget::name("keys-utf16");
+    let first = producer.put_data(&stream, "a1", data(1, 10)).await.unwrap();
+    let refused = producer.put_data(&stream, "\u{1F511}".repeat(129), data(2, 10)).await.unwrap_err();
+    assert_eq!(refused, PutError::PartitionKeyTooLong { length: 258 });
+    let third = producer.put_data(&stream, "a3", data(3, 10)).await.unwrap();
+    await_all(vec![first, third]).await;
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+    let copies = copies(&read_stream(&client, "keys-utf16").await, false);
+    assert_eq!(copies.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_stream_refuses_fails_alone() {
+    // As reported: MaxUserRecordSize = 10 MiB and a stream that takes 1 MiB records; `small-1`, a 2 MiB record
+    // and `small-3` shared a request, the server refused it naming only the big one, and all three failed.
+    let server = Kinesalite::start();
+    let client = client(server.endpoint());
+    create_stream(&client, "big-one", 1).await;
+    let config = ProducerConfig::builder().max_record_size(10 * 1024 * 1024).build().unwrap();
+    let producer = producer(server.endpoint(), config);
+    let stream = StreamTarget::name("big-one");
+    let small_1 = producer.put_data(&stream, "k", data(1, 10)).await.unwrap();
+    let big = producer.put_data(&stream, "k", data(2, 2 * 1024 * 1024)).await.unwrap();
+    let small_3 = producer.put_data(&stream, "k", data(3, 10)).await.unwrap();
+    let DeliveryError::Failed(failure) = big.await.unwrap_err() else { panic!("the big record failed") };
+    assert!(
+        matches!(&failure.error, kpl_tokio::RecordError::Rejected(error) if error.kind == kpl_tokio::RequestErrorKind::InvalidRequest),
+        "{failure:?}"
+    );
+    await_all(vec![small_1, small_3]).await;
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+    let copies = copies(&read_stream(&client, "big-one").await, false);
+    assert_eq!(copies.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
 }

@@ -4,6 +4,8 @@
 //!   written, as with a real throttle) and answered `ProvisionedThroughputExceededException` in place;
 //! - answer whole requests with HTTP 500 `InternalFailure` or 503 `ServiceUnavailable` without forwarding;
 //! - hold requests for a while before forwarding them.
+//!
+//! For `ListShards` it can hold requests, or refuse them as a role allowed only `PutRecords` is refused.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +24,10 @@ pub struct Plan {
     pub fail_every_request: usize,
     /// Hold every PutRecords request this long before forwarding it.
     pub delay: Duration,
+    /// Hold every ListShards request this long before forwarding it.
+    pub list_shards_delay: Duration,
+    /// Answer every ListShards with HTTP 400 `AccessDeniedException`.
+    pub refuse_list_shards: bool,
 }
 
 /// Counts of what was injected.
@@ -32,6 +38,7 @@ pub struct Injected {
     pub throttled_entries: AtomicUsize,
     pub internal_failures: AtomicUsize,
     pub service_unavailable: AtomicUsize,
+    pub list_shards_refused: AtomicUsize,
 }
 
 /// A running proxy; stopped when dropped.
@@ -147,6 +154,16 @@ async fn serve(client: TcpStream, upstream: &str, plan: Plan, counts: &Injected)
     let mut server_read = BufReader::new(server_read);
     while let Some(mut request) = read_message(&mut client_read).await? {
         let is_put = request.header("x-amz-target").is_some_and(|t| t.ends_with(".PutRecords"));
+        if request.header("x-amz-target").is_some_and(|t| t.ends_with(".ListShards")) {
+            if plan.refuse_list_shards {
+                counts.list_shards_refused.fetch_add(1, Ordering::SeqCst);
+                client_write
+                    .write_all(&error_response("400 Bad Request", "AccessDeniedException").encode())
+                    .await?;
+                continue;
+            }
+            tokio::time::sleep(plan.list_shards_delay).await;
+        }
         let mut throttled = Vec::new();
         if is_put {
             let n = counts.put_requests.fetch_add(1, Ordering::SeqCst) + 1;
