@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use tokio::sync::Notify;
 
 const STREAM: &str = "orders";
 
-/// How the second `PutRecords` call misbehaves.
+/// How the first `PutRecords` call carrying the second burst misbehaves.
 #[derive(Clone, Copy)]
 enum Fault {
     /// It panics.
@@ -29,11 +30,12 @@ enum Fault {
     Hang,
 }
 
-/// The mock Kinesis, with the second `PutRecords` misbehaving.
+/// The mock Kinesis, with the first `PutRecords` that carries a record of burst 1 misbehaving (whatever the
+/// timing, burst 0 is written first).
 struct FaultyBackend {
     mock: MockBackend,
     fault: Fault,
-    calls: AtomicUsize,
+    faulted: AtomicBool,
     /// Told when the misbehaving call has started.
     hanging: Arc<Notify>,
 }
@@ -48,7 +50,12 @@ impl Backend for FaultyBackend {
         &self,
         request: PutRecordsRequest,
     ) -> Result<Vec<PutRecordsResultEntry>, RequestError> {
-        if self.calls.fetch_add(1, Ordering::SeqCst) == 1 {
+        // Keys are `key-<burst>-<i>`; inside an aggregate they are in its data.
+        let carries_burst_1 = request.entries.iter().any(|entry| {
+            entry.partition_key.starts_with("key-1-")
+                || entry.data.windows(6).any(|window| window == b"key-1-")
+        });
+        if carries_burst_1 && !self.faulted.swap(true, Ordering::SeqCst) {
             match self.fault {
                 Fault::Panic => panic!("backend bug on the second call"),
                 Fault::Hang => {
@@ -68,7 +75,7 @@ fn backend(fault: Fault) -> (Arc<FaultyBackend>, Arc<Notify>) {
     let backend = FaultyBackend {
         mock: MockBackend::new(kinesis),
         fault,
-        calls: AtomicUsize::new(0),
+        faulted: AtomicBool::new(false),
         hanging: hanging.clone(),
     };
     (Arc::new(backend), hanging)
@@ -110,75 +117,71 @@ async fn a_request_whose_task_panics_is_answered_and_its_records_retried() {
     // 500 records never completed and shutdown timed out with 500 abandoned.
     let (backend, _) = backend(Fault::Panic);
     let producer = KinesisProducer::builder(config(), backend).seed(1).spawn().unwrap();
-    let started = Instant::now();
     let mut futures = Vec::new();
     for burst in 0..3 {
         futures.extend(put_burst(&producer, burst, true).await);
     }
+    // Written, so within their 3 s TTL (an expired record would fail `written`).
     let receipts = written(futures).await;
     assert_eq!(receipts.len(), 3000);
     assert!(receipts.iter().any(|r| r.maybe_duplicated), "the panicked request's records are flagged");
-    assert!(started.elapsed() < Duration::from_secs(3), "within their TTL");
+    producer.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+/// A task as the driver hands it to its runtime.
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Tokio's clock and timers, with the test deciding where each spawned task runs.
+#[derive(Clone)]
+struct Spawning(Arc<dyn Fn(Task) + Send + Sync>);
+
+impl Runtime for Spawning {
+    type Sleep = tokio::time::Sleep;
+    fn now(&self) -> Instant {
+        TokioRuntime.now()
+    }
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        TokioRuntime.sleep_until(deadline)
+    }
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        (self.0)(Box::pin(task));
+    }
+}
+
+/// Puts a burst and waits for it, then puts a second burst whose first call hangs;
+/// `end_task` then ends the hanging call's task, and every record must still be written.
+async fn end_the_hanging_request(
+    runtime: Spawning,
+    hanging: Arc<Notify>,
+    backend: Arc<FaultyBackend>,
+    end_task: impl FnOnce(),
+) {
+    let producer = KinesisProducer::builder(config(), backend).seed(1).spawn_on(runtime);
+    let mut receipts = written(put_burst(&producer, 0, false).await).await;
+    let second = put_burst(&producer, 1, false).await;
+    hanging.notified().await;
+    end_task();
+    receipts.extend(written(second).await);
+    assert_eq!(receipts.len(), 2000);
+    assert!(receipts.iter().any(|r| r.maybe_duplicated), "the ended request's records are flagged");
     producer.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_whose_task_is_cancelled_is_answered_and_its_records_retried() {
-    /// Tokio, remembering the tasks it spawns so the test can cancel one.
-    #[derive(Clone, Default)]
-    struct Recording(Arc<Mutex<Vec<tokio::task::AbortHandle>>>);
-    impl Runtime for Recording {
-        type Sleep = tokio::time::Sleep;
-        fn now(&self) -> Instant {
-            TokioRuntime.now()
-        }
-        fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
-            TokioRuntime.sleep_until(deadline)
-        }
-        fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-            self.0.lock().unwrap().push(tokio::spawn(task).abort_handle());
-        }
-    }
+    // Tokio, remembering the tasks it spawns so the test can cancel one.
+    let tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+    let recorded = tasks.clone();
+    let runtime =
+        Spawning(Arc::new(move |task| recorded.lock().unwrap().push(tokio::spawn(task).abort_handle())));
     let (backend, hanging) = backend(Fault::Hang);
-    let runtime = Recording::default();
-    let producer = KinesisProducer::builder(config(), backend).seed(1).spawn_on(runtime.clone());
-    // The first burst is the first call; the second, put once the first is written, hangs.
-    let mut receipts = written(put_burst(&producer, 0, false).await).await;
-    let second = put_burst(&producer, 1, false).await;
-    hanging.notified().await;
     // The newest task is the hanging request's.
-    runtime.0.lock().unwrap().last().unwrap().abort();
-    receipts.extend(written(second).await);
-    assert!(receipts.iter().any(|r| r.maybe_duplicated));
-    producer.shutdown(Duration::from_secs(5)).await.unwrap();
+    end_the_hanging_request(runtime, hanging, backend, || tasks.lock().unwrap().last().unwrap().abort())
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_whose_runtime_shuts_down_is_answered_and_its_records_retried() {
-    /// Tokio for the driver; request tasks on a runtime of their own until it is shut down, then on tokio.
-    #[derive(Clone)]
-    struct Split {
-        requests: tokio::runtime::Handle,
-        spawned: Arc<AtomicUsize>,
-        requests_runtime_gone: Arc<AtomicBool>,
-    }
-    impl Runtime for Split {
-        type Sleep = tokio::time::Sleep;
-        fn now(&self) -> Instant {
-            TokioRuntime.now()
-        }
-        fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
-            TokioRuntime.sleep_until(deadline)
-        }
-        fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-            let driver = self.spawned.fetch_add(1, Ordering::SeqCst) == 0;
-            if driver || self.requests_runtime_gone.load(Ordering::SeqCst) {
-                TokioRuntime.spawn(task);
-            } else {
-                drop(self.requests.spawn(task));
-            }
-        }
-    }
     // The requests' runtime runs on a thread of its own until told to stop; dropping it drops its tasks.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (handle_sender, handle) = std::sync::mpsc::channel();
@@ -189,20 +192,24 @@ async fn a_request_whose_runtime_shuts_down_is_answered_and_its_records_retried(
             let _ = stopped.await;
         });
     });
-    let runtime = Split {
-        requests: handle.recv().unwrap(),
-        spawned: Arc::new(AtomicUsize::new(0)),
-        requests_runtime_gone: Arc::new(AtomicBool::new(false)),
-    };
+    // Tokio for the driver (the first task); request tasks on that runtime until it is gone, then on tokio.
+    let requests: tokio::runtime::Handle = handle.recv().unwrap();
+    let spawned = AtomicUsize::new(0);
+    let gone = Arc::new(AtomicBool::new(false));
+    let requests_gone = gone.clone();
+    let runtime = Spawning(Arc::new(move |task| {
+        let driver = spawned.fetch_add(1, Ordering::SeqCst) == 0;
+        if driver || requests_gone.load(Ordering::SeqCst) {
+            TokioRuntime.spawn(task);
+        } else {
+            drop(requests.spawn(task));
+        }
+    }));
     let (backend, hanging) = backend(Fault::Hang);
-    let producer = KinesisProducer::builder(config(), backend).seed(1).spawn_on(runtime.clone());
-    let mut receipts = written(put_burst(&producer, 0, false).await).await;
-    let second = put_burst(&producer, 1, false).await;
-    hanging.notified().await;
-    runtime.requests_runtime_gone.store(true, Ordering::SeqCst);
-    stop.send(()).unwrap();
-    thread.join().unwrap();
-    receipts.extend(written(second).await);
-    assert!(receipts.iter().any(|r| r.maybe_duplicated));
-    producer.shutdown(Duration::from_secs(5)).await.unwrap();
+    end_the_hanging_request(runtime, hanging, backend, move || {
+        gone.store(true, Ordering::SeqCst);
+        stop.send(()).unwrap();
+        thread.join().unwrap();
+    })
+    .await;
 }
