@@ -366,7 +366,8 @@ impl Producer {
     }
 
     /// Sends everything buffered now, ignoring buffering deadlines but still within the rate limits and the
-    /// in-flight cap: of one stream, or of all with `None`. Records waiting out a retry backoff keep waiting.
+    /// in-flight cap: of one stream, or of all with `None`. Records waiting out a retry backoff keep waiting;
+    /// records held for a stream's first shard map go out as soon as it arrives.
     pub fn flush(&mut self, now: Instant, stream: Option<&StreamTarget>) {
         let now = self.clock(now);
         let selected: Vec<u32> = match stream {
@@ -381,6 +382,10 @@ impl Producer {
             }
             let stream = &mut self.streams[s as usize];
             stream.flush_through = self.next_seq;
+            // Records held for the shard map go out as soon as it arrives (or the hold gives up).
+            for record in &mut stream.held {
+                record.deadline = earliest(Some(now), record.expiration);
+            }
             if !stream.collector.records.is_empty() {
                 self.send_collected(s);
             }

@@ -587,3 +587,16 @@ fn a_refusal_that_names_no_entry_isolates_each_to_find_the_culprit() {
     assert!(puts[1..].iter().all(|entries| entries.len() == 1), "{puts:?}");
     assert_eq!(puts.len(), 1 + 6);
 }
+
+#[test]
+fn a_flush_before_the_shard_map_sends_the_held_records_once_it_arrives() {
+    let config = config().record_max_buffered_time(Duration::from_secs(60)).build().unwrap();
+    let mut h = Harness::new(config, 2);
+    for i in 0..10 {
+        h.put(&key(i), b"x");
+    }
+    h.producer.flush(h.now, None);
+    h.run(Duration::from_secs(1), |_| Reply::Success);
+    assert_eq!(h.succeeded(), 10, "sent when the map arrived, not after the 60 s buffering time");
+    assert_eq!(put_entries(&h).concat().len(), 2, "aggregated per shard");
+}

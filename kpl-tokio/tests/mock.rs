@@ -14,7 +14,7 @@ use kpl_deagg::Mode;
 use kpl_mock_backend::{MockConfig, MockKinesis};
 use kpl_tokio::{
     Backend, DeliveryError, KinesisProducer, MockBackend, ProducerConfig, PutError, RecordError,
-    RequestError, ShutdownError, StreamTarget, UserRecord,
+    RequestError, ShardMapWait, ShutdownError, StreamTarget, UserRecord,
 };
 
 const STREAM: &str = "orders";
@@ -285,7 +285,9 @@ async fn faults_are_retried_and_visible_in_the_attempts() {
     let mut kinesis = MockKinesis::new(config, 99).unwrap();
     kinesis.create_stream(STREAM, 4).unwrap();
     let backend = Arc::new(MockBackend::new(kinesis));
-    let producer = producer(ProducerConfig::default(), backend.clone());
+    // Sent unaggregated until the map arrives, the 3,000 records make many entries for the faults to hit.
+    let config = ProducerConfig::builder().shard_map_wait(ShardMapWait::SendUnaggregated).build().unwrap();
+    let producer = producer(config, backend.clone());
     let mut futures = Vec::new();
     for i in 0..3000 {
         futures.push(producer.put_data(&stream(), format!("key-{i}"), format!("data {i}")).await.unwrap());
