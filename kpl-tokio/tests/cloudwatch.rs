@@ -116,8 +116,20 @@ async fn uploads_the_kpl_metrics_in_the_kpl_dimension_order_exactly_once() {
             stored.stats.get(&(name.to_owned(), String::new())).is_some_and(|s| s.0 == 10.0)
         }
     };
+    // The first second's data can take several PutMetricData calls: wait for every metric checked below.
+    let checked = [
+        "KinesisRecordsDataPut",
+        "BufferingTime",
+        "RequestTime",
+        "UserRecordsPending",
+        "UserRecordsPerKinesisRecord",
+        "KinesisRecordsPerPutRecordsRequest",
+        "UserRecordsPerPutRecordsRequest",
+    ];
     let first = wait_for(&mut moto, "KplDetailed", |stored| {
-        all("UserRecordsPut")(stored) && all("UserRecordsReceived")(stored)
+        all("UserRecordsPut")(stored)
+            && all("UserRecordsReceived")(stored)
+            && checked.iter().all(|name| stored.units.contains_key(*name))
     })
     .await;
     // Every prefix of the KPL's dimension list is a metric: [], [Host], ..., [Host, StreamName, Tier].
