@@ -10,4 +10,5 @@
 //!   `kpl_tokio::KinesisProducer`, signals).
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod core;
