@@ -1,0 +1,321 @@
+//! The agent's main loop: scans, reads within the memory budget, puts records into the producer, takes
+//! back their results, saves checkpoints, and stops on request.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use kpl_tokio::{Backend, DeliveryError, KinesisProducer, PutError, RecordReceipt, UserRecord};
+use tokio::sync::mpsc;
+
+use super::discovery::{self, Wakeups};
+use super::flow::FlowRuntime;
+use super::store::{CheckpointStore, StoreError};
+use crate::config::AgentConfig;
+use crate::core::{FileKey, Processed, TailRecord};
+
+/// What the budget counts per record in flight besides its bytes (the producer's per-record state).
+const RECORD_OVERHEAD: u64 = 256;
+/// Scan interval without change notifications.
+const POLL_SCAN_EVERY: Duration = Duration::from_secs(1);
+/// Retry pause of a record the producer failed (it has no TTL by default, so this is for errors that do
+/// not heal by themselves: a missing stream, denied access), doubled per failure up to the maximum.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// How often progress is logged (the agent's `log.statusReportingPeriodSeconds` default).
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
+/// The agent could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The checkpoint store failed at startup.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The producer could not start.
+    #[error(transparent)]
+    Spawn(#[from] kpl_tokio::SpawnError),
+}
+
+/// Counters of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Records framed from files.
+    pub records_read: u64,
+    /// Records the producer confirmed written.
+    pub records_delivered: u64,
+    /// Failed deliveries (each retried).
+    pub delivery_failures: u64,
+    /// Records the producer refused as invalid (logged, counted, skipped).
+    pub records_refused: u64,
+    /// Whether the stop was graceful (every record read was delivered) or cut short.
+    pub drained: bool,
+}
+
+struct Delivery {
+    flow: usize,
+    key: FileKey,
+    start: u64,
+    record: UserRecord,
+    attempt: u32,
+}
+
+type Completion = (Delivery, Result<RecordReceipt, DeliveryError>);
+
+/// The running agent.
+struct Agent {
+    config: AgentConfig,
+    producer: KinesisProducer,
+    store: CheckpointStore,
+    flows: Vec<FlowRuntime>,
+    completions: FuturesUnordered<BoxFuture<'static, Completion>>,
+    retries: VecDeque<(Instant, Delivery)>,
+    summary: RunSummary,
+}
+
+/// Runs the agent until `stop` receives a message (graceful: deliver what was read within
+/// `shutdownTimeoutMillis`, save checkpoints) or a second one (at once; checkpoints stay correct either
+/// way). The producer is built on `backend` with the configuration's settings.
+pub async fn run<B: Backend>(
+    config: AgentConfig,
+    backend: B,
+    store: CheckpointStore,
+    mut stop: mpsc::Receiver<()>,
+) -> Result<RunSummary, AgentError> {
+    let saved = store.load(config.checkpoint_ttl, SystemTime::now())?;
+    tracing::info!(checkpoints = saved.len(), store = %store.path().display(), "starting");
+    let producer = KinesisProducer::builder(config.producer.clone(), backend).spawn()?;
+    let now = Instant::now();
+    let flows = config.flows.iter().map(|flow| FlowRuntime::new(flow.clone(), saved.clone(), now)).collect();
+    let mut agent = Agent {
+        config,
+        producer,
+        store,
+        flows,
+        completions: FuturesUnordered::new(),
+        retries: VecDeque::new(),
+        summary: RunSummary::default(),
+    };
+    let wakeups = Arc::new(Wakeups::default());
+    let patterns: Vec<&str> = agent.config.flows.iter().map(|flow| flow.file_pattern.as_str()).collect();
+    let watcher = discovery::watch(&patterns, wakeups.clone());
+    let tick = agent.flows.iter().map(|f| f.config.min_time_between_file_polls).min().unwrap_or_default();
+    let (mut scan_due, mut first) = (true, true);
+    let mut next_save = Instant::now() + agent.config.checkpoint_interval;
+    let mut next_progress = Instant::now() + PROGRESS_EVERY;
+    loop {
+        let now = Instant::now();
+        agent.round(now, scan_due, first, watcher.is_some()).await;
+        (scan_due, first) = (false, false);
+        if now >= next_save {
+            agent.save();
+            next_save = now + agent.config.checkpoint_interval;
+        }
+        if now >= next_progress {
+            agent.log_progress();
+            next_progress = now + PROGRESS_EVERY;
+        }
+        tokio::select! {
+            biased;
+            _ = stop.recv() => break,
+            Some(done) = agent.completions.next(), if !agent.completions.is_empty() => agent.completed(done),
+            _ = wakeups.scan.notified() => scan_due = true,
+            _ = wakeups.data.notified() => {}
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+    agent.stop(&mut stop).await;
+    Ok(agent.summary)
+}
+
+impl Agent {
+    /// Bytes the budget has left.
+    fn room(&self) -> u64 {
+        let used: u64 = self
+            .flows
+            .iter()
+            .map(|flow| {
+                flow.tailer.unconfirmed_bytes() + flow.tailer.outstanding_records() as u64 * RECORD_OVERHEAD
+            })
+            .sum();
+        self.config.memory_budget_bytes.saturating_sub(used)
+    }
+
+    /// One round: scans that are due, reads, quiet-time flushes, puts, retries.
+    async fn round(&mut self, now: Instant, scan_due: bool, first: bool, watching: bool) {
+        let mut records: Vec<(usize, TailRecord)> = Vec::new();
+        let mut out = Vec::new();
+        for flow in &mut self.flows {
+            if first || scan_due || now >= flow.next_scan {
+                let every = if watching {
+                    flow.config.max_time_between_file_tracker_refresh
+                } else {
+                    POLL_SCAN_EVERY
+                };
+                flow.next_scan = now + every;
+                flow.needs_save |= flow.scan(now, first, &mut out);
+            }
+        }
+        // A file is in the store before anything of it is sent (the tailer's contract).
+        if self.flows.iter().any(|flow| flow.needs_save) {
+            self.save();
+        }
+        let mut room = self.room();
+        for (index, flow) in self.flows.iter_mut().enumerate() {
+            records.extend(out.drain(..).map(|record| (index, record)));
+            if !flow.needs_save {
+                flow.read_round(&mut room, now, &mut out);
+            }
+            let actions = flow.tailer.poll(now, &mut out);
+            flow.apply(actions, now, &mut out);
+            records.extend(out.drain(..).map(|record| (index, record)));
+            for notice in flow.tailer.take_notices() {
+                if notice.is_anomaly() {
+                    tracing::warn!(flow = %flow.config.id(), "{notice}");
+                } else {
+                    tracing::info!(flow = %flow.config.id(), "{notice}");
+                }
+            }
+        }
+        self.summary.records_read += records.len() as u64;
+        for (flow, record) in records {
+            self.send(flow, record).await;
+        }
+        while let Some((at, _)) = self.retries.front() {
+            if *at > now {
+                break;
+            }
+            if let Some((_, delivery)) = self.retries.pop_front() {
+                self.put(delivery).await;
+            }
+        }
+        while let Some(Some(done)) = self.completions.next().now_or_never() {
+            self.completed(done);
+        }
+    }
+
+    /// Processes a framed record and puts it into the producer.
+    async fn send(&mut self, index: usize, record: TailRecord) {
+        let flow = &mut self.flows[index];
+        let data = match flow.config.processor.process(record.data) {
+            Processed::Send(data) => data,
+            Processed::Skip => {
+                flow.tailer.on_delivered(record.key, record.start);
+                return;
+            }
+        };
+        let key = flow.keys.key(&data);
+        let user = UserRecord::new(flow.stream.clone(), key, data);
+        self.put(Delivery { flow: index, key: record.key, start: record.start, record: user, attempt: 0 })
+            .await;
+    }
+
+    async fn put(&mut self, delivery: Delivery) {
+        match self.producer.put(delivery.record.clone()).await {
+            Ok(future) => self.completions.push(async move { (delivery, future.await) }.boxed()),
+            // Stopping: the record stays above the checkpoint and is read again after the restart.
+            Err(PutError::Closed) => {}
+            Err(error) => {
+                // Invalid as a record (framing keeps records within the size limit, so this is not
+                // expected): it can never be written, so it must not stall its file forever.
+                let flow = &mut self.flows[delivery.flow];
+                let path =
+                    flow.tailer.path(delivery.key).map(|p| p.display().to_string()).unwrap_or_default();
+                tracing::error!(path, offset = delivery.start, %error, "the producer refused a record; skipped");
+                self.summary.records_refused += 1;
+                flow.tailer.on_delivered(delivery.key, delivery.start);
+            }
+        }
+    }
+
+    fn completed(&mut self, (delivery, result): Completion) {
+        match result {
+            Ok(_) => {
+                self.summary.records_delivered += 1;
+                self.flows[delivery.flow].tailer.on_delivered(delivery.key, delivery.start);
+            }
+            // Maybe written, maybe not: it stays above the checkpoint, so it is sent again after a restart.
+            Err(DeliveryError::ShutdownTimedOut | DeliveryError::DriverStopped) => {}
+            Err(error) => {
+                self.summary.delivery_failures += 1;
+                let flow = &self.flows[delivery.flow];
+                if delivery.attempt == 0 || delivery.attempt.is_power_of_two() {
+                    tracing::error!(
+                        flow = %flow.config.id(),
+                        attempt = delivery.attempt + 1,
+                        %error,
+                        "a record was not written; the flow stalls on it and retries (nothing is dropped)"
+                    );
+                }
+                let pause = RETRY_FIRST.saturating_mul(1 << delivery.attempt.min(5)).min(RETRY_MAX);
+                let retry = Delivery { attempt: delivery.attempt + 1, ..delivery };
+                self.retries.push_back((Instant::now() + pause, retry));
+            }
+        }
+    }
+
+    /// Commits every changed checkpoint in one transaction.
+    fn save(&mut self) {
+        let rows: Vec<_> = self.flows.iter().flat_map(|flow| flow.tailer.dirty_checkpoints()).collect();
+        match self.store.save(&rows, SystemTime::now()) {
+            Ok(()) => {
+                for flow in &mut self.flows {
+                    flow.tailer.checkpoints_saved(&rows);
+                    flow.needs_save = false;
+                }
+            }
+            Err(error) => tracing::error!(%error, "checkpoints not saved; retrying at the next interval"),
+        }
+    }
+
+    fn log_progress(&self) {
+        for flow in &self.flows {
+            let stats = flow.tailer.stats();
+            tracing::info!(
+                flow = %flow.config.id(),
+                files = flow.open_files(),
+                records = stats.records,
+                unconfirmed_bytes = flow.tailer.unconfirmed_bytes(),
+                truncated = stats.truncated,
+                anomalies = stats.anomalies,
+                key_fallbacks = flow.keys.fallbacks,
+                "progress"
+            );
+        }
+    }
+
+    /// Stops reading, delivers what was read within `shutdownTimeoutMillis` (or until a second stop),
+    /// saves checkpoints.
+    async fn stop(&mut self, stop: &mut mpsc::Receiver<()>) {
+        let timeout = self.config.shutdown_timeout;
+        tracing::info!(timeout_ms = timeout.as_millis() as u64, "stopping: delivering what was read");
+        // Keep a margin to save checkpoints and stop the producer within the timeout.
+        let deadline = Instant::now() + timeout.saturating_sub(Duration::from_millis(500));
+        let producer = self.producer.clone();
+        tokio::spawn(async move { producer.flush().await });
+        self.retries.clear();
+        let mut cut_short = false;
+        while !self.completions.is_empty() {
+            tokio::select! {
+                biased;
+                _ = stop.recv() => { cut_short = true; break; }
+                Some(done) = self.completions.next() => self.completed(done),
+                _ = tokio::time::sleep_until(deadline.into()) => { cut_short = true; break; }
+            }
+        }
+        self.retries.clear();
+        self.save();
+        self.summary.drained =
+            !cut_short && self.flows.iter().all(|flow| flow.tailer.outstanding_records() == 0);
+        if cut_short {
+            tracing::warn!(
+                "stopped before every record was confirmed; they are sent again after the restart"
+            );
+        }
+        let _ = self.producer.shutdown(Duration::from_millis(100)).await;
+        tracing::info!(delivered = self.summary.records_delivered, "stopped");
+    }
+}
