@@ -9,7 +9,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use kpl_tokio::{Backend, DeliveryError, KinesisProducer, PutError, RecordReceipt, UserRecord};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::discovery::{self, Wakeups};
 use super::flow::FlowRuntime;
@@ -25,6 +25,8 @@ const POLL_SCAN_EVERY: Duration = Duration::from_secs(1);
 /// not heal by themselves: a missing stream, denied access), doubled per failure up to the maximum.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// At most one error line per flow this often about records not written (with the count since).
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How often progress is logged (the agent's `log.statusReportingPeriodSeconds` default).
 const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
@@ -83,7 +85,18 @@ pub async fn run<B: Backend>(
     config: AgentConfig,
     backend: B,
     store: CheckpointStore,
+    stop: mpsc::Receiver<()>,
+) -> Result<RunSummary, AgentError> {
+    run_with_progress(config, backend, store, stop, watch::channel(RunSummary::default()).0).await
+}
+
+/// [`run`], publishing the counters to `progress` as they change (for tests, benchmarks, status).
+pub async fn run_with_progress<B: Backend>(
+    config: AgentConfig,
+    backend: B,
+    store: CheckpointStore,
     mut stop: mpsc::Receiver<()>,
+    progress: watch::Sender<RunSummary>,
 ) -> Result<RunSummary, AgentError> {
     let saved = store.load(config.checkpoint_ttl, SystemTime::now())?;
     tracing::info!(checkpoints = saved.len(), store = %store.path().display(), "starting");
@@ -114,6 +127,7 @@ pub async fn run<B: Backend>(
             agent.save();
             next_save = now + agent.config.checkpoint_interval;
         }
+        progress.send_if_modified(|published| std::mem::replace(published, agent.summary) != agent.summary);
         if now >= next_progress {
             agent.log_progress();
             next_progress = now + PROGRESS_EVERY;
@@ -128,6 +142,7 @@ pub async fn run<B: Backend>(
         }
     }
     agent.stop(&mut stop).await;
+    progress.send_replace(agent.summary);
     Ok(agent.summary)
 }
 
@@ -241,14 +256,18 @@ impl Agent {
             Err(DeliveryError::ShutdownTimedOut | DeliveryError::DriverStopped) => {}
             Err(error) => {
                 self.summary.delivery_failures += 1;
-                let flow = &self.flows[delivery.flow];
-                if delivery.attempt == 0 || delivery.attempt.is_power_of_two() {
+                let flow = &mut self.flows[delivery.flow];
+                flow.failures_unlogged += 1;
+                let now = Instant::now();
+                if flow.last_failure_log.is_none_or(|at| now.duration_since(at) >= FAILURE_LOG_EVERY) {
                     tracing::error!(
                         flow = %flow.config.id(),
-                        attempt = delivery.attempt + 1,
+                        failures = flow.failures_unlogged,
                         %error,
-                        "a record was not written; the flow stalls on it and retries (nothing is dropped)"
+                        "records not written; the flow stalls on them and retries (nothing is dropped)"
                     );
+                    flow.last_failure_log = Some(now);
+                    flow.failures_unlogged = 0;
                 }
                 let pause = RETRY_FIRST.saturating_mul(1 << delivery.attempt.min(5)).min(RETRY_MAX);
                 let retry = Delivery { attempt: delivery.attempt + 1, ..delivery };

@@ -28,6 +28,9 @@ pub(crate) struct FlowRuntime {
     pub(crate) next_scan: Instant,
     /// The handle of a file moved to a new key (`HandleCheck::Replaced`): checkpoints must be saved.
     pub(crate) needs_save: bool,
+    /// When delivery failures were last logged, and how many since.
+    pub(crate) last_failure_log: Option<Instant>,
+    pub(crate) failures_unlogged: u64,
 }
 
 /// Opens `path` and checks it is still `id`.
@@ -45,7 +48,17 @@ impl FlowRuntime {
         let stream = StreamTarget::name(&config.kinesis_stream);
         let tailer = Tailer::new(config.tailer_config(), saved);
         let keys = KeyChooser::new(config.partition_key.clone());
-        FlowRuntime { config, stream, tailer, keys, files: HashMap::new(), next_scan: now, needs_save: false }
+        FlowRuntime {
+            config,
+            stream,
+            tailer,
+            keys,
+            files: HashMap::new(),
+            next_scan: now,
+            needs_save: false,
+            last_failure_log: None,
+            failures_unlogged: 0,
+        }
     }
 
     /// Open files.

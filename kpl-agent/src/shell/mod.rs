@@ -8,6 +8,6 @@ mod flow;
 mod keys;
 mod store;
 
-pub use agent::{AgentError, RunSummary, run};
+pub use agent::{AgentError, RunSummary, run, run_with_progress};
 pub use aws::{SetupError, aws_backend, stop_on_signals};
 pub use store::{CheckpointStore, StoreError, default_checkpoint_file};
