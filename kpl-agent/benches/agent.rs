@@ -74,7 +74,8 @@ async fn baseline(total: u64) -> f64 {
     let started = Instant::now();
     let mut futures = Vec::new();
     for n in 0..total as usize {
-        let future = producer.put_data(&stream, format!("{}", n % 100_000), line(n).into_bytes()).await.unwrap();
+        let future =
+            producer.put_data(&stream, format!("{}", n % 100_000), line(n).into_bytes()).await.unwrap();
         futures.push(future);
         if futures.len() >= 100_000 {
             for future in futures.drain(..) {
@@ -107,9 +108,14 @@ fn main() {
     let (agent_s, per_record) = runtime.block_on(agent(dir.path(), total));
     let agent_peak = peak_rss_kib();
     let baseline_s = runtime.block_on(baseline(total));
-    println!("{files} files x {lines} lines of {LINE} bytes ({total} lines), {SHARDS} shards, simulated Kinesis");
+    println!(
+        "{files} files x {lines} lines of {LINE} bytes ({total} lines), {SHARDS} shards, simulated Kinesis"
+    );
     println!("agent:    {:>10.0} lines/s ({agent_s:.2} s)", total as f64 / agent_s);
-    println!("baseline: {:>10.0} lines/s ({baseline_s:.2} s) (the producer alone, lines from memory)", total as f64 / baseline_s);
+    println!(
+        "baseline: {:>10.0} lines/s ({baseline_s:.2} s) (the producer alone, lines from memory)",
+        total as f64 / baseline_s
+    );
     println!("ratio agent/baseline: {:.2}", baseline_s / agent_s);
     println!("user records per Kinesis record: {per_record:.1}");
     println!(

@@ -101,3 +101,25 @@ async fn a_stream_that_cannot_be_written_stalls_the_flow_and_reading_pauses_at_t
         "nothing confirmed, nothing passed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_matched_by_two_flows_feeds_one() {
+    let dir = tempfile::tempdir().unwrap();
+    write_lines(&dir.path().join("x.log"), 100, 10);
+    let text = format!(
+        r#"{{"flows": [
+            {{"filePattern": "{0}/*.log", "kinesisStream": "logs", "initialPosition": "START_OF_FILE"}},
+            {{"filePattern": "{0}/x*", "kinesisStream": "logs", "initialPosition": "START_OF_FILE"}}]}}"#,
+        dir.path().display()
+    );
+    let config = parse("agent.json", &text, &[], true).unwrap().config;
+    let store = CheckpointStore::open(&dir.path().join("state/checkpoints.redb")).unwrap();
+    let (stop, stopped) = mpsc::channel(2);
+    let (progress, mut watching) = watch::channel(RunSummary::default());
+    let agent = tokio::spawn(run_with_progress(config, backend(), store, stopped, progress));
+    wait_for(&mut watching, |summary| summary.records_delivered == 100).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.send(()).await.unwrap();
+    let summary = agent.await.unwrap().unwrap();
+    assert_eq!(summary.records_read, 100, "read once, not once per flow");
+}

@@ -278,9 +278,9 @@ impl Tailer {
         self.files.get(&key).map(|file| file.path.as_path())
     }
 
-    /// Whether `id` is a file this tailer reads.
-    pub fn tracks(&self, id: FileId) -> bool {
-        self.files.values().any(|file| file.id == id && file.state != State::Detached)
+    /// The (device, inode) of the files this tailer reads or waits on.
+    pub fn tracked_ids(&self) -> impl Iterator<Item = FileId> + '_ {
+        self.files.values().filter(|file| file.state != State::Detached).map(|file| file.id)
     }
 
     /// Before reading file `key`: its open handle's current size and first bytes (up to

@@ -1,7 +1,7 @@
 //! The agent's main loop: scans, reads within the memory budget, puts records into the producer, takes
 //! back their results, saves checkpoints, and stops on request.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -15,7 +15,7 @@ use super::discovery::{self, Wakeups};
 use super::flow::FlowRuntime;
 use super::store::{CheckpointStore, StoreError};
 use crate::config::AgentConfig;
-use crate::core::{FileKey, Processed, TailRecord};
+use crate::core::{FileId, FileKey, Processed, TailRecord};
 
 /// What the budget counts per record in flight besides its bytes (the producer's per-record state).
 const RECORD_OVERHEAD: u64 = 256;
@@ -163,16 +163,20 @@ impl Agent {
     async fn round(&mut self, now: Instant, scan_due: bool, first: bool, watching: bool) {
         let mut records: Vec<(usize, TailRecord)> = Vec::new();
         let mut out = Vec::new();
-        for flow in &mut self.flows {
-            if first || scan_due || now >= flow.next_scan {
-                let every = if watching {
-                    flow.config.max_time_between_file_tracker_refresh
-                } else {
-                    POLL_SCAN_EVERY
-                };
-                flow.next_scan = now + every;
-                flow.needs_save |= flow.scan(now, first, &mut out);
+        for index in 0..self.flows.len() {
+            if !(first || scan_due || now >= self.flows[index].next_scan) {
+                continue;
             }
+            let claimed: HashSet<FileId> = (self.flows.iter().enumerate())
+                .filter(|(other, _)| *other != index)
+                .flat_map(|(_, other)| other.file_ids())
+                .collect();
+            let flow = &mut self.flows[index];
+            let every =
+                if watching { flow.config.max_time_between_file_tracker_refresh } else { POLL_SCAN_EVERY };
+            flow.next_scan = now + every;
+            flow.needs_save |= flow.scan(now, first, &claimed, &mut out);
+            records.extend(out.drain(..).map(|record| (index, record)));
         }
         // A file is in the store before anything of it is sent (the tailer's contract).
         if self.flows.iter().any(|flow| flow.needs_save) {
@@ -180,7 +184,6 @@ impl Agent {
         }
         let mut room = self.room();
         for (index, flow) in self.flows.iter_mut().enumerate() {
-            records.extend(out.drain(..).map(|record| (index, record)));
             if !flow.needs_save {
                 flow.read_round(&mut room, now, &mut out);
             }

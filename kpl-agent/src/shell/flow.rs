@@ -1,6 +1,6 @@
 //! One flow at run time: its tailer, the open files, and the reads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
@@ -66,13 +66,33 @@ impl FlowRuntime {
         self.files.len()
     }
 
+    /// The (device, inode) of the files this flow reads.
+    pub(crate) fn file_ids(&self) -> impl Iterator<Item = FileId> + '_ {
+        self.tailer.tracked_ids()
+    }
+
     /// Scans the pattern (and, on the first scan, the directories of leftover checkpoints), applies the
     /// tailer's actions; returns whether files were opened (checkpoints must be saved before reading).
-    pub(crate) fn scan(&mut self, now: Instant, first: bool, out: &mut Vec<TailRecord>) -> bool {
+    /// Files in `claimed` are read by another flow: a file feeds one flow (its checkpoint is keyed by the
+    /// file alone), so they are left out.
+    pub(crate) fn scan(
+        &mut self,
+        now: Instant,
+        first: bool,
+        claimed: &HashSet<FileId>,
+        out: &mut Vec<TailRecord>,
+    ) -> bool {
         let mut observations = discovery::observe(&self.config.file_pattern);
         if first {
             observations.extend(discovery::observe_dirs(&self.tailer.leftover_dirs()));
         }
+        observations.retain(|obs| {
+            let taken = claimed.contains(&obs.id) && obs.matched;
+            if taken {
+                tracing::debug!(path = %obs.path.display(), flow = %self.config.id(), "read by another flow; skipped");
+            }
+            !taken
+        });
         let actions = self.tailer.on_scan(now, observations);
         let opened = actions.iter().any(|a| matches!(a, Action::Open { .. } | Action::Reopen { .. }));
         self.apply(actions, now, out);
