@@ -323,7 +323,8 @@ impl Agent {
         while !self.completions.is_empty() {
             tokio::select! {
                 biased;
-                _ = stop.recv() => { cut_short = true; break; }
+                // A second stop (a closed channel is none: it can send nothing more).
+                Some(()) = stop.recv() => { cut_short = true; break; }
                 Some(done) = self.completions.next() => self.completed(done),
                 _ = tokio::time::sleep_until(deadline.into()) => { cut_short = true; break; }
             }
