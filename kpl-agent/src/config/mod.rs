@@ -107,6 +107,8 @@ pub struct AgentConfig {
     pub static_credentials: Option<(String, String)>,
     /// `shutdownTimeoutMillis` (default 10000): how long a stop may take to deliver what was read.
     pub shutdown_timeout: Duration,
+    /// `log.statusReportingPeriodSeconds` (default 30, 1..=86400): how often progress is logged.
+    pub status_reporting_period: Duration,
     /// Ours, `memoryBudgetBytes` (default 64 MiB, at least 4 MiB): the bytes read and not yet confirmed
     /// written, for all flows together (framing, producer, retries). When it is reached, reading pauses.
     pub memory_budget_bytes: u64,
@@ -235,7 +237,6 @@ fn top_level(
             "cloudwatch.tagInstance",
             "log.emitMetrics",
             "log.emitInternalMetrics",
-            "log.statusReportingPeriodSeconds",
         ],
         "no CloudWatch upload yet; progress is logged",
         warnings,
@@ -289,6 +290,12 @@ fn top_level(
         kinesis_region: top.string("kinesis.region")?,
         static_credentials,
         shutdown_timeout: Duration::from_millis(top.number("shutdownTimeoutMillis", 10_000, 0, 3_600_000)?),
+        status_reporting_period: Duration::from_secs(top.number(
+            "log.statusReportingPeriodSeconds",
+            30,
+            1,
+            86_400,
+        )?),
         memory_budget_bytes: top.number("memoryBudgetBytes", 64 << 20, 4 << 20, u64::MAX >> 1)?,
         checkpoint_interval: Duration::from_millis(top.number(
             "checkpointIntervalMillis",

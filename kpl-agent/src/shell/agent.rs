@@ -27,9 +27,6 @@ const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 /// At most one error line per flow this often about records not written (with the count since).
 const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
-/// How often progress is logged (the agent's `log.statusReportingPeriodSeconds` default).
-const PROGRESS_EVERY: Duration = Duration::from_secs(30);
-
 /// The agent could not run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -118,7 +115,7 @@ pub async fn run_with_progress<B: Backend>(
     let tick = agent.flows.iter().map(|f| f.config.min_time_between_file_polls).min().unwrap_or_default();
     let (mut scan_due, mut first) = (true, true);
     let mut next_save = Instant::now() + agent.config.checkpoint_interval;
-    let mut next_progress = Instant::now() + PROGRESS_EVERY;
+    let mut next_progress = Instant::now() + agent.config.status_reporting_period;
     loop {
         let now = Instant::now();
         agent.round(now, scan_due, first, watcher.is_some()).await;
@@ -130,7 +127,7 @@ pub async fn run_with_progress<B: Backend>(
         progress.send_if_modified(|published| std::mem::replace(published, agent.summary) != agent.summary);
         if now >= next_progress {
             agent.log_progress();
-            next_progress = now + PROGRESS_EVERY;
+            next_progress = now + agent.config.status_reporting_period;
         }
         tokio::select! {
             biased;
@@ -294,6 +291,13 @@ impl Agent {
     }
 
     fn log_progress(&self) {
+        tracing::info!(
+            read = self.summary.records_read,
+            delivered = self.summary.records_delivered,
+            failures = self.summary.delivery_failures,
+            budget_left = self.room(),
+            "progress"
+        );
         for flow in &self.flows {
             let stats = flow.tailer.stats();
             tracing::info!(
