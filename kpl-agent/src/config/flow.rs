@@ -51,7 +51,8 @@ pub struct FlowConfig {
     /// `maxTimeBetweenFileTrackerRefreshMillis` (default 10000): the longest time between two directory
     /// scans; change notifications trigger scans sooner.
     pub max_time_between_file_tracker_refresh: Duration,
-    /// Ours, `rotateWaitMillis` (default 60000): a rotated file is closed this long after it went.
+    /// Ours, `rotateWaitMillis` (default 60000): a rotated file from which nothing could be read for this
+    /// long is closed (it stays open while it is being read).
     pub rotate_wait: Duration,
     /// Ours, `closeInactiveMillis` (default 5000): a rotated file read to its end is closed after this
     /// much quiet.

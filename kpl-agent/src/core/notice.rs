@@ -34,7 +34,8 @@ pub enum Notice {
         /// Its path.
         path: PathBuf,
     },
-    /// A rotated file was closed before it was read to its end: `rotateWaitMillis` passed.
+    /// A rotated file was closed before it was read to its end: nothing could be read from it for
+    /// `rotateWaitMillis`.
     GaveUp {
         /// Its path.
         path: PathBuf,
@@ -126,7 +127,7 @@ impl std::fmt::Display for Notice {
             Notice::Back { path } => write!(f, "{} matches the pattern again", path.display()),
             Notice::GaveUp { path, offset } => write!(
                 f,
-                "{}: rotateWaitMillis passed before it was read to its end; closed at offset {offset}, the rest is not sent",
+                "{}: rotated away and nothing could be read from it for rotateWaitMillis; closed at offset {offset}, the rest is not sent",
                 path.display()
             ),
             Notice::CopyTruncated { path, copy, offset } => write!(

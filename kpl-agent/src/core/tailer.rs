@@ -21,8 +21,8 @@
 //! - **Rename** (`app.log` → `app.log.1`, a new `app.log`): the same (device, inode) under a new name is
 //!   the same file; reading goes on. A new file is read from offset 0.
 //! - **Deleted or renamed out of the pattern** (`compress-then-delete` included): the file stays open and is
-//!   read to its end, then closed once quiet for `close_inactive`, or after `rotate_wait` in any case (a
-//!   [`Notice::GaveUp`]). On Linux the open descriptor keeps a deleted file readable.
+//!   read to its end, then closed once quiet for `close_inactive`, or when nothing could be read from it
+//!   for `rotate_wait` (a stalled flow; a [`Notice::GaveUp`]). On Linux the open descriptor keeps a deleted file readable.
 //! - **copytruncate**: the same inode now starts with other bytes, or is shorter than what was read. The
 //!   copy is found by its fingerprint, and reading resumes in the copy at the same offset (records in flight
 //!   keep their offsets); the truncated file is new content, read from 0. Without a copy, what had not been
@@ -162,7 +162,9 @@ pub struct TailerConfig {
     pub framing: FramingConfig,
     /// Where files found at startup without a checkpoint start.
     pub initial_position: InitialPosition,
-    /// A file gone from the pattern is closed this long after it went, read to its end or not.
+    /// A file gone from the pattern from which nothing could be read for this long (since it went, or
+    /// since its last bytes: a stalled flow) is closed, read to its end or not ([`Notice::GaveUp`]). While
+    /// it is being read (a backlog), it stays open.
     pub rotate_wait: Duration,
     /// A file gone from the pattern and read to its end is closed once no byte arrived for this long.
     pub close_inactive: Duration,
@@ -366,7 +368,8 @@ impl Tailer {
                 let quiet = now.saturating_duration_since(file.last_data) >= self.config.close_inactive;
                 if file.at_eof && quiet {
                     close = true;
-                } else if now.saturating_duration_since(since) >= self.config.rotate_wait {
+                } else if now.saturating_duration_since(since.max(file.last_data)) >= self.config.rotate_wait
+                {
                     self.stats.anomalies += 1;
                     let offset = file.framer.consumed();
                     self.notices.push(Notice::GaveUp { path: file.path.clone(), offset });

@@ -262,3 +262,17 @@ proptest! {
         run(&ops, exact)?;
     }
 }
+
+#[test]
+fn a_rotated_file_is_given_up_only_when_nothing_could_be_read_for_rotate_wait() {
+    let (mut fs, mut harness) = (VirtualFs::default(), Harness::new(true));
+    fs.write_lines("app.log", 10);
+    harness.scan(&mut fs); // opened; reading stalls (a full budget)
+    fs.rename("app.log", "app.log.1", NONE);
+    harness.scan(&mut fs);
+    harness.poll(&mut fs, Duration::from_secs(599));
+    assert_eq!(harness.tailer.readable().count(), 1, "still open before rotate_wait");
+    harness.poll(&mut fs, Duration::from_secs(1));
+    assert!(notices(&mut harness).iter().any(|n| matches!(n, Notice::GaveUp { .. })));
+    assert_eq!(harness.tailer.readable().count(), 0, "closed");
+}

@@ -109,10 +109,10 @@ impl FlowRuntime {
                     self.open(key, &path, id);
                 }
                 Action::Close { key } => {
-                    // Read what is left (not limited by the budget: the file was quiet at its end, or is
-                    // given up), then close.
-                    let mut unlimited = u64::MAX;
-                    let holder = self.read_file(key, u64::MAX, &mut unlimited, now, out);
+                    // Read what is left: the file was quiet at its end, so little or nothing; past the
+                    // budget by at most one round's read of one file.
+                    let mut room = MAX_READ_PER_FILE;
+                    let holder = self.read_file(key, MAX_READ_PER_FILE, &mut room, now, out);
                     if holder == key {
                         self.files.remove(&key);
                     }
