@@ -68,8 +68,9 @@ pub enum Notice {
         /// Its size.
         size: u64,
     },
-    /// A checkpoint's (device, inode) now holds other content (the inode was reused): it is a new file,
-    /// read from 0.
+    /// A checkpoint's (device, inode) now holds other content (the inode was reused, or the file was
+    /// truncated and rewritten while we were stopped): its content is new, read from 0. The checkpoint
+    /// still applies to a copy of the old content, found by fingerprint.
     InodeReused {
         /// The file.
         path: PathBuf,
@@ -148,7 +149,7 @@ impl std::fmt::Display for Notice {
             ),
             Notice::InodeReused { path, id } => write!(
                 f,
-                "{}: inode {id} has a checkpoint but other content (inode reused): reading it as a new file from 0",
+                "{}: inode {id} has a checkpoint but other content (inode reused, or rewritten while stopped): reading it as new content from 0",
                 path.display()
             ),
             Notice::OpenFailed { path, reason } => {

@@ -276,3 +276,19 @@ fn a_rotated_file_is_given_up_only_when_nothing_could_be_read_for_rotate_wait() 
     assert!(notices(&mut harness).iter().any(|n| matches!(n, Notice::GaveUp { .. })));
     assert_eq!(harness.tailer.readable().count(), 0, "closed");
 }
+
+#[test]
+fn a_copytruncate_while_stopped_resumes_in_the_copy() {
+    let (mut fs, mut harness) = (VirtualFs::default(), Harness::new(false));
+    fs.write_lines("app.log", 200); // over 1 KiB: a full fingerprint
+    step(&mut harness, &mut fs);
+    fs.write_lines("app.log", 5);
+    // Stopped (kill -9) while the file was copied and truncated, and new lines written.
+    harness.crash_and_restart_after(&mut fs, |fs| {
+        fs.copy("app.log", "app.log.1", NONE);
+        fs.truncate("app.log", NONE);
+        fs.write_lines("app.log", 3);
+    });
+    harness.drain(&mut fs);
+    assert_all_once(&harness, &fs);
+}

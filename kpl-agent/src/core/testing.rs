@@ -316,10 +316,16 @@ impl Harness {
 
     /// `kill -9`: handles close, records in flight are lost, unsaved progress too; then a restart.
     pub fn crash_and_restart(&mut self, fs: &mut VirtualFs) {
+        self.crash_and_restart_after(fs, |_| {});
+    }
+
+    /// [`crash_and_restart`](Self::crash_and_restart), with `meanwhile` done to the files while stopped.
+    pub fn crash_and_restart_after(&mut self, fs: &mut VirtualFs, meanwhile: impl FnOnce(&mut VirtualFs)) {
         for key in self.handles.keys().copied().collect::<Vec<_>>() {
             self.release(fs, key);
         }
         self.in_flight.clear();
+        meanwhile(fs);
         let saved: Vec<SavedCheckpoint> = self.store.values().cloned().collect();
         self.tailer = Tailer::new(config(), saved);
         // One directory: every file in it is a candidate leftover.

@@ -25,6 +25,8 @@ const POLL_SCAN_EVERY: Duration = Duration::from_secs(1);
 /// not heal by themselves: a missing stream, denied access), doubled per failure up to the maximum.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// The shortest time between two rounds of reads.
+const ROUND_SPACING: Duration = Duration::from_millis(10);
 /// At most one error line per flow this often about records not written (with the count since).
 const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 /// The agent could not run.
@@ -113,13 +115,19 @@ pub async fn run_with_progress<B: Backend>(
     let patterns: Vec<&str> = agent.config.flows.iter().map(|flow| flow.file_pattern.as_str()).collect();
     let watcher = discovery::watch(&patterns, wakeups.clone());
     let tick = agent.flows.iter().map(|f| f.config.min_time_between_file_polls).min().unwrap_or_default();
-    let (mut scan_due, mut first) = (true, true);
+    let (mut scan_due, mut first, mut woken) = (true, true, true);
     let mut next_save = Instant::now() + agent.config.checkpoint_interval;
     let mut next_progress = Instant::now() + agent.config.status_reporting_period;
+    let (mut next_round, mut next_tick) = (Instant::now(), Instant::now());
     loop {
         let now = Instant::now();
-        agent.round(now, scan_due, first, watcher.is_some()).await;
-        (scan_due, first) = (false, false);
+        // A round (scans due, reads, flushes, puts) when woken (a change, freed budget) or on the tick,
+        // and never closer than ROUND_SPACING: not once per completion or per write event.
+        if now >= next_round && (woken || now >= next_tick) {
+            agent.round(now, scan_due, first, watcher.is_some()).await;
+            (scan_due, first, woken) = (false, false, false);
+            (next_round, next_tick) = (now + ROUND_SPACING, now + tick);
+        }
         if now >= next_save {
             agent.save();
             next_save = now + agent.config.checkpoint_interval;
@@ -129,13 +137,20 @@ pub async fn run_with_progress<B: Backend>(
             agent.log_progress();
             next_progress = now + agent.config.status_reporting_period;
         }
+        let wake_at = if woken { next_round } else { next_tick.min(next_save) };
         tokio::select! {
             biased;
             _ = stop.recv() => break,
-            Some(done) = agent.completions.next(), if !agent.completions.is_empty() => agent.completed(done),
-            _ = wakeups.scan.notified() => scan_due = true,
-            _ = wakeups.data.notified() => {}
-            _ = tokio::time::sleep(tick) => {}
+            Some(done) = agent.completions.next(), if !agent.completions.is_empty() => {
+                agent.completed(done);
+                while let Some(Some(done)) = agent.completions.next().now_or_never() {
+                    agent.completed(done);
+                }
+                woken = true;
+            }
+            _ = wakeups.scan.notified() => (scan_due, woken) = (true, true),
+            _ = wakeups.data.notified() => woken = true,
+            _ = tokio::time::sleep_until(wake_at.into()) => {}
         }
     }
     agent.stop(&mut stop).await;

@@ -117,24 +117,27 @@ impl Tailer {
 
     /// Files not tracked: resumed from a checkpoint, held back as a likely copy, or started.
     fn discover(&mut self, scan: &mut Scan, fresh: Vec<Observation>) {
-        // Checkpoints of the same inode first, so that a copy cannot claim its original's checkpoint.
+        // Checkpoints of the same inode first, so that a copy cannot claim its original's checkpoint. A
+        // checkpoint whose inode holds other content now stays available: its content may be in a copy
+        // (a copytruncate while we were stopped), found by fingerprint below.
         let mut rest = Vec::new();
         for obs in fresh {
             let Some(index) = self.saved.iter().position(|row| row.id == obs.id) else {
                 rest.push(obs);
                 continue;
             };
-            let row = self.saved.remove(index);
+            let row = &self.saved[index];
             if !row.fingerprint.matches(&obs.head) {
                 self.stats.anomalies += 1;
                 self.notices.push(Notice::InodeReused { path: obs.path.clone(), id: obs.id });
-                self.start(scan, obs, 0, "inode reused", State::Live);
+                self.start(scan, obs, 0, "other content than at the checkpoint", State::Live);
             } else if obs.size < row.offset {
                 self.stats.anomalies += 1;
                 let (path, checkpoint, size) = (obs.path.clone(), row.offset, obs.size);
                 self.notices.push(Notice::ShrankWhileStopped { path, checkpoint, size });
                 self.start(scan, obs, 0, "truncated while stopped", State::Live);
             } else {
+                let row = self.saved.remove(index);
                 self.start(scan, obs, row.offset, "checkpoint", State::Live);
             }
         }
@@ -145,7 +148,8 @@ impl Tailer {
             });
             if let Some(index) = moved {
                 let row = self.saved.remove(index);
-                self.start(scan, obs, row.offset, "checkpoint of the same content (file moved)", State::Live);
+                let why = "checkpoint of the same content (a copy or a move while stopped)";
+                self.start(scan, obs, row.offset, why, State::Live);
                 continue;
             }
             let looks_like_a_copy = self.scanned
