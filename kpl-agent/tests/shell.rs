@@ -14,8 +14,11 @@ use kpl_tokio::MockBackend;
 use tokio::sync::{mpsc, watch};
 
 fn agent_config(dir: &Path, stream: &str) -> AgentConfig {
+    // Records go out before the shard map is known, so that a missing stream fails them (with the
+    // agent's default, `Hold`, they wait for a map that never comes, and the stall is warned about).
     let text = format!(
         r#"{{"memoryBudgetBytes": 4194304, "checkpointIntervalMillis": 100, "shutdownTimeoutMillis": 5000,
+            "producer": {{"ShardMapWait": "SendUnaggregated"}},
             "flows": [{{"filePattern": "{}/*.log", "kinesisStream": "{stream}", "initialPosition": "START_OF_FILE"}}]}}"#,
         dir.display()
     );

@@ -104,9 +104,6 @@ async fn lines_survive_rotations_and_a_kill_9() {
           "checkpointFile": "{state}/checkpoints.redb",
           "shutdownTimeoutMillis": 10000,
           "memoryBudgetBytes": 4194304,
-          // Aggregate from the first record (the KPL's default sends records unaggregated until the
-          // shard map is known).
-          "producer": {{ "ShardMapWait": "Hold" }},
           "flows": [{{
             "filePattern": "{logs}/app.log*",
             "kinesisStream": "logs",

@@ -116,7 +116,9 @@ pub struct AgentConfig {
     pub checkpoint_interval: Duration,
     /// Ours, `producer`: the KPL's settings as an object of `.properties` keys
     /// (`{"AggregationEnabled": true, "RateLimit": 100}`). Unlike the KPL, `RecordTtl` defaults to
-    /// "never": the agent retries until written, the file being the buffer.
+    /// "never" (the agent retries until written, the file being the buffer) and `ShardMapWait` to `Hold`
+    /// (records wait for the shard map to be aggregated: a backlog read at startup would otherwise go out
+    /// unaggregated; a stream whose shards cannot be listed then stalls, with a warning).
     pub producer: ProducerConfig,
 }
 
@@ -324,6 +326,10 @@ fn producer(top: &mut Fields, warnings: &mut Vec<String>) -> Result<ProducerConf
     let mut properties = String::new();
     if !object.contains_key("RecordTtl") {
         properties.push_str(&format!("RecordTtl = {RECORD_TTL_NEVER}\n"));
+    }
+    // A backlog read at startup would otherwise go out unaggregated before the first ListShards answer.
+    if !object.contains_key("ShardMapWait") {
+        properties.push_str("ShardMapWait = Hold\n");
     }
     for (key, value) in &object {
         let value = match value {

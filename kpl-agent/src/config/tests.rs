@@ -35,6 +35,7 @@ fn the_agents_format_is_read_with_comments_strings_for_numbers_and_its_defaults(
     assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
     assert_eq!(config.checkpoint_ttl, Duration::from_secs(7 * 86_400));
     assert!(config.producer.record_ttl() > Duration::from_secs(86_400 * 365 * 1000), "no TTL by default");
+    assert_eq!(config.producer.shard_map_wait(), kpl_tokio::ShardMapWait::Hold);
     let flow = &config.flows[0];
     assert_eq!(flow.id(), "kinesis:app-logs:/var/log/app/*.log");
     assert_eq!(flow.initial_position, InitialPosition::StartOfFile);

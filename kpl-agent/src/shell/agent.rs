@@ -25,6 +25,8 @@ const POLL_SCAN_EVERY: Duration = Duration::from_secs(1);
 /// not heal by themselves: a missing stream, denied access), doubled per failure up to the maximum.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Records not written after this long are warned about at each progress report.
+const STALL_WARNING: Duration = Duration::from_secs(30);
 /// The shortest time between two rounds of reads.
 const ROUND_SPACING: Duration = Duration::from_millis(10);
 /// At most one error line per flow this often about records not written (with the count since).
@@ -134,7 +136,8 @@ pub async fn run_with_progress<B: Backend>(
         }
         progress.send_if_modified(|published| std::mem::replace(published, agent.summary) != agent.summary);
         if now >= next_progress {
-            agent.log_progress();
+            let oldest = agent.producer.oldest_record_age().await;
+            agent.log_progress(oldest);
             next_progress = now + agent.config.status_reporting_period;
         }
         let wake_at = if woken { next_round } else { next_tick.min(next_save) };
@@ -305,7 +308,18 @@ impl Agent {
         }
     }
 
-    fn log_progress(&self) {
+    /// Logs the counters; `oldest` is the age of the oldest record in the producer.
+    fn log_progress(&self, oldest: Option<Duration>) {
+        // Whatever the cause (a stream missing, no permission to list its shards, throttling), records
+        // that wait long are said out loud: the flow stalls and drops nothing.
+        if let Some(age) = oldest.filter(|age| *age >= STALL_WARNING) {
+            tracing::warn!(
+                oldest_record_age_s = age.as_secs(),
+                outstanding = self.producer.outstanding_records(),
+                "records are waiting to be written (does the stream exist? are ListShards and PutRecords \
+                 allowed?); reading pauses when the memory budget is full, nothing is dropped"
+            );
+        }
         tracing::info!(
             read = self.summary.records_read,
             delivered = self.summary.records_delivered,
