@@ -275,6 +275,14 @@ impl Tailer {
             .map(|(key, file)| (*key, file.framer.consumed()))
     }
 
+    /// Where the next read of file `key` starts, if it is open.
+    pub fn read_offset(&self, key: FileKey) -> Option<u64> {
+        self.files
+            .get(&key)
+            .filter(|file| matches!(file.state, State::Live | State::Gone { .. } | State::Closing))
+            .map(|file| file.framer.consumed())
+    }
+
     /// The path of a tracked file.
     pub fn path(&self, key: FileKey) -> Option<&std::path::Path> {
         self.files.get(&key).map(|file| file.path.as_path())

@@ -266,9 +266,7 @@ impl Harness {
                 key = new_key;
             }
         }
-        let Some(mut offset) = self.tailer.readable().find(|(k, _)| *k == key).map(|(_, o)| o) else {
-            return key;
-        };
+        let Some(mut offset) = self.tailer.read_offset(key) else { return key };
         loop {
             let start = (offset as usize).min(data.len());
             let end = (start + chunk).min(data.len());

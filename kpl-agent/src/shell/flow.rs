@@ -153,10 +153,7 @@ impl FlowRuntime {
         now: Instant,
         out: &mut Vec<TailRecord>,
     ) -> FileKey {
-        let Some(mut offset) = self.tailer.readable().find(|(k, _)| *k == key).map(|(_, offset)| offset)
-        else {
-            return key;
-        };
+        let Some(mut offset) = self.tailer.read_offset(key) else { return key };
         let Some(file) = self.files.get(&key) else { return key };
         let Ok(size) = file.metadata().map(|meta| meta.len()) else { return key };
         if size == offset {
