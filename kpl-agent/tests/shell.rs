@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use kpl_agent::config::{AgentConfig, parse};
-use kpl_agent::shell::{CheckpointStore, RunSummary, run_with_progress};
+use kpl_agent::shell::{CheckpointStore, RECORD_OVERHEAD, RunSummary, run_with_progress};
 use kpl_mock_backend::{MockConfig, MockKinesis};
 use kpl_tokio::MockBackend;
 use tokio::sync::{mpsc, watch};
@@ -90,8 +90,8 @@ async fn a_stream_that_cannot_be_written_stalls_the_flow_and_reading_pauses_at_t
     let later = *watching.borrow();
     assert_eq!(later.records_delivered, 0);
     assert!(later.delivery_failures > 0, "the failures are reported: {later:?}");
-    // Reading paused at the budget: 4 MiB of 1 KiB records (plus 256 bytes each for the producer).
-    assert!(later.records_read <= 4 * 1024 * 1024 / (1024 + 256) + 64, "{later:?}");
+    // Reading paused at the budget: 4 MiB of 1 KiB records (plus the overhead of each in flight).
+    assert!(later.records_read <= 4 * 1024 * 1024 / (1024 + RECORD_OVERHEAD) + 64, "{later:?}");
     assert!(later.records_read >= stalled.records_read);
     stop.send(()).await.unwrap();
     stop.send(()).await.unwrap();

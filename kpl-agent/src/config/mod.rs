@@ -110,7 +110,8 @@ pub struct AgentConfig {
     /// `log.statusReportingPeriodSeconds` (default 30, 1..=86400): how often progress is logged.
     pub status_reporting_period: Duration,
     /// Ours, `memoryBudgetBytes` (default 64 MiB, at least 4 MiB): the bytes read and not yet confirmed
-    /// written, for all flows together (framing, producer, retries). When it is reached, reading pauses.
+    /// written, plus [`RECORD_OVERHEAD`](crate::shell::RECORD_OVERHEAD) per record in flight, for all
+    /// flows together (framing, producer, retries). When it is reached, reading pauses.
     pub memory_budget_bytes: u64,
     /// Ours, `checkpointIntervalMillis` (default 1000, 10..=60000): how often checkpoints are committed.
     pub checkpoint_interval: Duration,

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use kpl_tokio::StreamTarget;
 
+use super::agent::RECORD_OVERHEAD;
 use super::discovery::{self, read_head};
 use super::keys::KeyChooser;
 use crate::config::FlowConfig;
@@ -111,7 +112,7 @@ impl FlowRuntime {
                 Action::Close { key } => {
                     // Read what is left: the file was quiet at its end, so little or nothing; past the
                     // budget by at most one round's read of one file.
-                    let mut room = MAX_READ_PER_FILE;
+                    let mut room = MAX_READ_PER_FILE * (1 + RECORD_OVERHEAD);
                     let holder = self.read_file(key, MAX_READ_PER_FILE, &mut room, now, out);
                     if holder == key {
                         self.files.remove(&key);
@@ -174,20 +175,28 @@ impl FlowRuntime {
             }
         }
         let Some(file) = self.files.get(&key) else { return key };
-        let mut budget = cap.min(*room);
+        let mut budget = cap;
         let mut buffer = vec![0; READ_CHUNK];
-        while budget > 0 {
-            let want = READ_CHUNK.min(usize::try_from(budget).unwrap_or(READ_CHUNK));
+        loop {
+            // Each byte read may end a record (a line can be one byte), which then costs the overhead
+            // too: reading at most room / (1 + overhead) bytes keeps the budget whatever the framing.
+            let affordable = *room / (1 + RECORD_OVERHEAD);
+            let want = READ_CHUNK.min(usize::try_from(budget.min(affordable)).unwrap_or(READ_CHUNK));
+            if want == 0 {
+                break;
+            }
             match file.read_at(&mut buffer[..want], offset) {
                 Ok(0) => {
                     self.tailer.on_eof(key);
                     break;
                 }
                 Ok(n) => {
+                    let before = out.len();
                     self.tailer.on_data(key, &buffer[..n], now, out);
+                    let records = (out.len() - before) as u64;
                     offset += n as u64;
                     budget -= n as u64;
-                    *room = room.saturating_sub(n as u64);
+                    *room = room.saturating_sub(n as u64 + records * RECORD_OVERHEAD);
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(error) => {

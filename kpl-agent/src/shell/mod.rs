@@ -8,6 +8,6 @@ mod flow;
 mod keys;
 mod store;
 
-pub use agent::{AgentError, RunSummary, run, run_with_progress};
+pub use agent::{AgentError, RECORD_OVERHEAD, RunSummary, run, run_with_progress};
 pub use aws::{SetupError, aws_backend, stop_on_signals};
 pub use store::{CheckpointStore, StoreError, default_checkpoint_file};
