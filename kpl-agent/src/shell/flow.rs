@@ -19,6 +19,15 @@ const MAX_READ_PER_FILE: u64 = 1 << 20;
 /// One read call.
 const READ_CHUNK: usize = 64 << 10;
 
+/// What a round may still read: bytes (the budget's, each record costing
+/// [`RECORD_OVERHEAD`] more) and records (the in-flight cap). A chunk read may pass the record cap by the
+/// records it holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Room {
+    pub(crate) bytes: u64,
+    pub(crate) records: usize,
+}
+
 /// A flow's run-time state.
 pub(crate) struct FlowRuntime {
     pub(crate) config: FlowConfig,
@@ -112,7 +121,8 @@ impl FlowRuntime {
                 Action::Close { key } => {
                     // Read what is left: the file was quiet at its end, so little or nothing; past the
                     // budget by at most one round's read of one file.
-                    let mut room = MAX_READ_PER_FILE * (1 + RECORD_OVERHEAD);
+                    let mut room =
+                        Room { bytes: MAX_READ_PER_FILE * (1 + RECORD_OVERHEAD), records: usize::MAX };
                     let holder = self.read_file(key, MAX_READ_PER_FILE, &mut room, now, out);
                     if holder == key {
                         self.files.remove(&key);
@@ -132,12 +142,11 @@ impl FlowRuntime {
         }
     }
 
-    /// Reads the open files, at most `room` bytes in all (the memory budget left); framed records go to
-    /// `out`.
-    pub(crate) fn read_round(&mut self, room: &mut u64, now: Instant, out: &mut Vec<TailRecord>) {
+    /// Reads the open files within `room` (the memory budget left); framed records go to `out`.
+    pub(crate) fn read_round(&mut self, room: &mut Room, now: Instant, out: &mut Vec<TailRecord>) {
         let keys: Vec<FileKey> = self.tailer.readable().map(|(key, _)| key).collect();
         for key in keys {
-            if *room == 0 {
+            if room.bytes == 0 || room.records == 0 {
                 return;
             }
             self.read_file(key, MAX_READ_PER_FILE, room, now, out);
@@ -150,7 +159,7 @@ impl FlowRuntime {
         &mut self,
         key: FileKey,
         cap: u64,
-        room: &mut u64,
+        room: &mut Room,
         now: Instant,
         out: &mut Vec<TailRecord>,
     ) -> FileKey {
@@ -180,9 +189,9 @@ impl FlowRuntime {
         loop {
             // Each byte read may end a record (a line can be one byte), which then costs the overhead
             // too: reading at most room / (1 + overhead) bytes keeps the budget whatever the framing.
-            let affordable = *room / (1 + RECORD_OVERHEAD);
+            let affordable = room.bytes / (1 + RECORD_OVERHEAD);
             let want = READ_CHUNK.min(usize::try_from(budget.min(affordable)).unwrap_or(READ_CHUNK));
-            if want == 0 {
+            if want == 0 || room.records == 0 {
                 break;
             }
             match file.read_at(&mut buffer[..want], offset) {
@@ -196,7 +205,8 @@ impl FlowRuntime {
                     let records = (out.len() - before) as u64;
                     offset += n as u64;
                     budget -= n as u64;
-                    *room = room.saturating_sub(n as u64 + records * RECORD_OVERHEAD);
+                    room.bytes = room.bytes.saturating_sub(n as u64 + records * RECORD_OVERHEAD);
+                    room.records = room.records.saturating_sub(records as usize);
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(error) => {
