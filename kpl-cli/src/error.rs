@@ -127,4 +127,13 @@ pub enum CliError {
     /// Kinesis records could not be deaggregated (each was reported on its own line).
     #[error("{0} Kinesis records could not be deaggregated")]
     Undecodable(u64),
+    /// `kpl agent`: the configuration is invalid.
+    #[error(transparent)]
+    AgentConfig(#[from] kpl_agent::config::ConfigError),
+    /// `kpl agent` could not run.
+    #[error(transparent)]
+    Agent(#[from] kpl_agent::shell::AgentError),
+    /// `kpl agent`: no region, or no signal handlers.
+    #[error(transparent)]
+    AgentSetup(#[from] kpl_agent::shell::SetupError),
 }

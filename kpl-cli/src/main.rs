@@ -9,6 +9,7 @@
 //! Every error is one line on standard error, `kpl: <message>`, with exit code 1; usage errors exit with 2.
 #![forbid(unsafe_code)]
 
+mod agent;
 mod bench;
 mod deagg;
 mod error;
@@ -51,6 +52,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print the user records inside Kinesis records, one JSON object per line.
     Deagg(deagg::DeaggArgs),
+    /// Tail log files into streams, as the Kinesis Agent does (its agent.json), losing nothing.
+    Agent(agent::AgentArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +75,7 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),
         Command::Produce(args) => runtime()?.block_on(produce::run(args)),
         Command::Deagg(args) => deagg::run(&args),
+        Command::Agent(args) => runtime()?.block_on(agent::run(args)),
     }
 }
 

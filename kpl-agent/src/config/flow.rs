@@ -1,0 +1,240 @@
+//! One flow of `agent.json`: which files, into which stream, framed how.
+
+use std::time::Duration;
+
+use regex::bytes::Regex;
+use serde_json::Value;
+
+use super::{ConfigError, Fields};
+use crate::core::{FramingConfig, InitialPosition, OversizePolicy, Processor, TailerConfig};
+
+/// The longest partition key (Kinesis: 256 characters): framing keeps records this much under the
+/// producer's `MaxUserRecordSize`, which counts the key (the agent: 1 MiB minus the key's length).
+pub const MAX_PARTITION_KEY_LEN: usize = 256;
+
+/// How a record's partition key is chosen.
+#[derive(Debug, Clone)]
+pub enum PartitionKeyOption {
+    /// `RANDOM` (the agent's default): the decimal text of a uniform random number in [0, 1e6).
+    Random,
+    /// `DETERMINISTIC`: the lowercase hex MD5 of the record (the agent hashes a whole 5 MiB buffer by
+    /// mistake, see kinesis-agent.md (c); we hash the record, as documented).
+    Deterministic,
+    /// Ours, `partitionKeyField`: the value of this top-level field of the record, a JSON object (a
+    /// record that is not, or lacks it, gets a random key and is counted).
+    Field(String),
+    /// Ours, `partitionKeyRegex`: the first capture group of this regex in the record (else its whole
+    /// match; a record without a match gets a random key and is counted).
+    Regex(Regex),
+}
+
+/// One flow.
+#[derive(Debug, Clone)]
+pub struct FlowConfig {
+    /// `filePattern`: a glob of absolute paths, wildcards allowed in any component (`**` too; the agent
+    /// allows them only in the file name). Names ending `.gz`, `.bz2`, `.zip` are skipped, as by the agent.
+    pub file_pattern: String,
+    /// `kinesisStream`.
+    pub kinesis_stream: String,
+    /// `initialPosition` (`END_OF_FILE`, the default, or `START_OF_FILE`): where files found at startup
+    /// without a checkpoint start. Files found later are read from their start.
+    pub initial_position: InitialPosition,
+    /// `partitionKeyOption` (`RANDOM`, `DETERMINISTIC`), or ours: `partitionKeyField`, `partitionKeyRegex`.
+    pub partition_key: PartitionKeyOption,
+    /// Framing: `multiLineStartPattern`, `skipHeaderLines`, `truncatedRecordTerminator`, and ours:
+    /// `maxRecordSizeBytes` (default 1 MiB − 256), `oversizeRecordPolicy` (`TRUNCATE`, `SPLIT`, `DROP`),
+    /// `stripCarriageReturn` (false), `multiLineFlushMillis` (1000), `partialLineFlushMillis` (5000; 0:
+    /// never, the agent's behaviour).
+    pub framing: FramingConfig,
+    /// `minTimeBetweenFilePollsMillis` (default 100, 1..=60000): the pause between two rounds of reads.
+    pub min_time_between_file_polls: Duration,
+    /// `maxTimeBetweenFileTrackerRefreshMillis` (default 10000): the longest time between two directory
+    /// scans; change notifications trigger scans sooner.
+    pub max_time_between_file_tracker_refresh: Duration,
+    /// Ours, `rotateWaitMillis` (default 60000): a rotated file from which nothing could be read for this
+    /// long is closed (it stays open while it is being read).
+    pub rotate_wait: Duration,
+    /// Ours, `closeInactiveMillis` (default 5000): a rotated file read to its end is closed after this
+    /// much quiet.
+    pub close_inactive: Duration,
+    /// Ours, `copyTruncateHoldMillis` (default 5000): how long a likely copytruncate copy waits for the
+    /// truncation before it is read as a new file.
+    pub copy_hold: Duration,
+    /// The processing step (none yet: `dataProcessingOptions` is refused).
+    pub processor: Processor,
+}
+
+impl FlowConfig {
+    /// The flow's id, as the agent forms it: `kinesis:<stream>:<pattern>`.
+    pub fn id(&self) -> String {
+        format!("kinesis:{}:{}", self.kinesis_stream, self.file_pattern)
+    }
+
+    /// The tailer settings.
+    pub fn tailer_config(&self) -> TailerConfig {
+        TailerConfig {
+            flow: self.id(),
+            framing: self.framing.clone(),
+            initial_position: self.initial_position,
+            rotate_wait: self.rotate_wait,
+            close_inactive: self.close_inactive,
+            copy_hold: self.copy_hold,
+        }
+    }
+}
+
+/// The flows under `flows` of `fields`.
+pub(super) fn flows(
+    fields: &mut Fields,
+    warnings: &mut Vec<String>,
+    strict: bool,
+) -> Result<Vec<FlowConfig>, ConfigError> {
+    let items = match fields.take("flows") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                context: fields.context.clone(),
+                key: "flows".into(),
+                value: other.to_string(),
+                expected: "a list of flows".into(),
+            });
+        }
+    };
+    let mut flows = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let mut fields = Fields::new(item, format!("{} flows[{index}]", fields.context))?;
+        flows.push(flow(&mut fields, warnings)?);
+        fields.finish(strict, warnings)?;
+    }
+    Ok(flows)
+}
+
+fn millis(fields: &mut Fields, key: &str, default: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
+    fields.number(key, default, min, max).map(Duration::from_millis)
+}
+
+fn regex(fields: &mut Fields, key: &str, anchored: bool) -> Result<Option<Regex>, ConfigError> {
+    let Some(pattern) = fields.string(key)? else { return Ok(None) };
+    // `lookingAt()`: the agent's multi-line pattern matches at the line's start.
+    let source = if anchored { format!("^(?:{pattern})") } else { pattern.clone() };
+    Regex::new(&source).map(Some).map_err(|error| ConfigError::Invalid {
+        context: fields.context.clone(),
+        key: key.into(),
+        value: format!("{pattern:?}"),
+        expected: format!("a regular expression ({error})"),
+    })
+}
+
+fn flow(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<FlowConfig, ConfigError> {
+    fields.unsupported(&["deliveryStream"], "Firehose flows are not supported yet")?;
+    fields.unsupported(
+        &["aggregatedRecordSizeBytes"],
+        "a Firehose setting; Streams flows use KPL aggregation",
+    )?;
+    fields.unsupported(&["fileFooterPattern"], "not supported yet")?;
+    let processors = fields.take("dataProcessingOptions");
+    if processors.as_ref().and_then(Value::as_array).is_some_and(|list| !list.is_empty()) {
+        return Err(ConfigError::Unsupported {
+            context: fields.context.clone(),
+            key: "dataProcessingOptions".into(),
+            why: "processors (CSVTOJSON, LOGTOJSON, ...) are not supported yet; records are sent as read"
+                .into(),
+        });
+    }
+    let file_pattern = fields.required("filePattern")?;
+    let kinesis_stream = fields.required("kinesisStream")?;
+    let initial_position = fields.choice(
+        "initialPosition",
+        InitialPosition::EndOfFile,
+        &[("END_OF_FILE", InitialPosition::EndOfFile), ("START_OF_FILE", InitialPosition::StartOfFile)],
+        warnings,
+    )?;
+    let option = fields.choice(
+        "partitionKeyOption",
+        false,
+        &[("RANDOM", false), ("DETERMINISTIC", true)],
+        warnings,
+    )?;
+    let partition_key =
+        match (fields.string("partitionKeyField")?, regex(fields, "partitionKeyRegex", false)?) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    context: fields.context.clone(),
+                    key: "partitionKeyField".into(),
+                    value: "and partitionKeyRegex".into(),
+                    expected: "one of them".into(),
+                });
+            }
+            (Some(field), None) => PartitionKeyOption::Field(field),
+            (None, Some(regex)) => PartitionKeyOption::Regex(regex),
+            (None, None) if option => PartitionKeyOption::Deterministic,
+            (None, None) => PartitionKeyOption::Random,
+        };
+    // Validated as the agent does; batching is the producer's (RecordMaxBufferedTime, CollectionMaxCount,
+    // CollectionMaxSize), shared by all flows.
+    fields.number("maxBufferAgeMillis", 60_000, 1000, 900_000)?;
+    fields.number("maxBufferSizeRecords", 500, 1, 500)?;
+    fields.number("maxBufferSizeBytes", 5 << 20, 1, 5 << 20)?;
+    fields.no_effect(
+        &[
+            "publishQueueCapacity",
+            "retryInitialBackoffMillis",
+            "retryMaxBackoffMillis",
+            "waitOnFullPublishQueueMillis",
+            "waitOnEmptyPublishQueueMillis",
+            "log.emitInternalMetrics",
+        ],
+        "queueing and retries are the producer's; memory is bounded by memoryBudgetBytes",
+        warnings,
+    );
+    let max_record_size = fields.number("maxRecordSizeBytes", (1 << 20) - 256, 64, (10 << 20) - 256)?;
+    let terminator = fields.string("truncatedRecordTerminator")?.unwrap_or_else(|| "\n".into());
+    if terminator.len() as u64 >= max_record_size {
+        return Err(ConfigError::Invalid {
+            context: fields.context.clone(),
+            key: "truncatedRecordTerminator".into(),
+            value: format!("{terminator:?}"),
+            expected: "shorter than the maximum record size".into(),
+        });
+    }
+    let partial = fields.number("partialLineFlushMillis", 5000, 0, 3_600_000)?;
+    let framing = FramingConfig {
+        max_record_size: max_record_size as usize,
+        oversize: fields.choice(
+            "oversizeRecordPolicy",
+            OversizePolicy::Truncate,
+            &[
+                ("TRUNCATE", OversizePolicy::Truncate),
+                ("SPLIT", OversizePolicy::Split),
+                ("DROP", OversizePolicy::Drop),
+            ],
+            warnings,
+        )?,
+        truncated_record_terminator: terminator.into_bytes(),
+        strip_cr: fields.boolean("stripCarriageReturn", false)?,
+        multi_line_start: regex(fields, "multiLineStartPattern", true)?,
+        multi_line_flush: millis(fields, "multiLineFlushMillis", 1000, 1, 3_600_000)?,
+        partial_line_flush: (partial > 0).then(|| Duration::from_millis(partial)),
+        skip_header_lines: fields.number("skipHeaderLines", 0, 0, u64::from(u32::MAX))?,
+    };
+    Ok(FlowConfig {
+        file_pattern,
+        kinesis_stream,
+        initial_position,
+        partition_key,
+        framing,
+        min_time_between_file_polls: millis(fields, "minTimeBetweenFilePollsMillis", 100, 1, 60_000)?,
+        max_time_between_file_tracker_refresh: millis(
+            fields,
+            "maxTimeBetweenFileTrackerRefreshMillis",
+            10_000,
+            100,
+            3_600_000,
+        )?,
+        rotate_wait: millis(fields, "rotateWaitMillis", 60_000, 0, 86_400_000)?,
+        close_inactive: millis(fields, "closeInactiveMillis", 5000, 0, 86_400_000)?,
+        copy_hold: millis(fields, "copyTruncateHoldMillis", 5000, 0, 3_600_000)?,
+        processor: Processor::Identity,
+    })
+}

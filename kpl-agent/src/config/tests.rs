@@ -1,0 +1,132 @@
+use std::time::Duration;
+
+use super::*;
+use crate::core::{InitialPosition, OversizePolicy};
+
+const SAMPLE: &str = r#"
+{
+  // The AWS guide's sample, with comments.
+  "cloudwatch.emitMetrics": false,
+  "kinesis.endpoint": "http://127.0.0.1:4567",
+  /* a block comment */
+  "flows": [
+    {
+      "filePattern": "/var/log/app/*.log",
+      "kinesisStream": "app-logs",
+      "initialPosition": "START_OF_FILE",
+      "maxBufferAgeMillis": "1000",
+      "partitionKeyOption": "DETERMINISTIC",
+      "multiLineStartPattern": "\\d{4}-"
+    }
+  ]
+}
+"#;
+
+fn parse_ok(text: &str) -> Loaded {
+    parse("agent.json", text, &[], false).unwrap()
+}
+
+#[test]
+fn the_agents_format_is_read_with_comments_strings_for_numbers_and_its_defaults() {
+    let loaded = parse_ok(SAMPLE);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let config = loaded.config;
+    assert_eq!(config.kinesis_endpoint.as_deref(), Some("http://127.0.0.1:4567"));
+    assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
+    assert_eq!(config.checkpoint_ttl, Duration::from_secs(7 * 86_400));
+    assert!(config.producer.record_ttl() > Duration::from_secs(86_400 * 365 * 1000), "no TTL by default");
+    assert_eq!(config.producer.shard_map_wait(), kpl_tokio::ShardMapWait::Hold);
+    let flow = &config.flows[0];
+    assert_eq!(flow.id(), "kinesis:app-logs:/var/log/app/*.log");
+    assert_eq!(flow.initial_position, InitialPosition::StartOfFile);
+    assert!(matches!(flow.partition_key, PartitionKeyOption::Deterministic));
+    assert!(flow.framing.multi_line_start.as_ref().unwrap().is_match(b"2026-01 x"));
+    assert!(!flow.framing.multi_line_start.as_ref().unwrap().is_match(b"at 2026-01"));
+    assert_eq!(flow.framing.max_record_size, (1 << 20) - 256);
+    assert_eq!(flow.framing.oversize, OversizePolicy::Truncate);
+    assert_eq!(flow.min_time_between_file_polls, Duration::from_millis(100));
+}
+
+#[test]
+fn unknown_keys_are_warned_about_and_refused_with_strict() {
+    let text =
+        r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s", "initialPostion": "START_OF_FILE"}]}"#;
+    let loaded = parse_ok(text);
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(loaded.warnings[0].contains("initialPostion"), "{:?}", loaded.warnings);
+    let error = parse("agent.json", text, &[], true).unwrap_err();
+    assert!(matches!(error, ConfigError::Unknown { ref keys, .. } if keys == &["initialPostion"]), "{error}");
+}
+
+#[test]
+fn keys_without_effect_are_named_and_unsupported_ones_refused() {
+    let loaded = parse_ok(
+        r#"{"maxSendingThreads": 4, "log.level": "DEBUG",
+        "flows": [{"filePattern": "/a", "kinesisStream": "s", "publishQueueCapacity": 10}]}"#,
+    );
+    assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
+    assert!(loaded.warnings.iter().any(|w| w.contains("log.level has no effect")));
+    for text in [
+        r#"{"flows": [{"filePattern": "/a", "deliveryStream": "s"}]}"#,
+        r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": "CSVTOJSON"}]}]}"#,
+        r#"{"assumeRoleARN": "arn:aws:iam::1:role/x", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#,
+    ] {
+        assert!(
+            matches!(parse("agent.json", text, &[], false), Err(ConfigError::Unsupported { .. })),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn values_are_checked_against_the_agents_ranges_and_enums() {
+    let bad = [
+        r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s", "maxBufferAgeMillis": 999}]}"#,
+        r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s", "maxBufferSizeRecords": "501"}]}"#,
+        r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s", "initialPosition": "MIDDLE"}]}"#,
+        r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s", "multiLineStartPattern": "("}]}"#,
+        r#"{"flows": [{"filePattern": "/a"}]}"#,
+        r#"{"flows": []}"#,
+        r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s"}, {"filePattern": "/a", "kinesisStream": "s"}]}"#,
+        r#"{"producer": {"MaxUserRecordSize": 100000}, "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#,
+    ];
+    for text in bad {
+        assert!(parse("agent.json", text, &[], false).is_err(), "{text}");
+    }
+    let loaded = parse_ok(
+        r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s",
+        "initialPosition": "start_of_file", "stripCarriageReturn": "yes", "partialLineFlushMillis": 0}]}"#,
+    );
+    let flow = &loaded.config.flows[0];
+    assert_eq!(flow.initial_position, InitialPosition::StartOfFile);
+    assert!(flow.framing.strip_cr);
+    assert_eq!(flow.framing.partial_line_flush, None);
+    assert_eq!(loaded.warnings.len(), 1, "a case-insensitive enum is warned about");
+}
+
+#[test]
+fn agent_d_files_add_flows_and_a_broken_one_is_skipped_with_a_warning() {
+    let extra = vec![
+        (
+            "agent.d/b.json".to_string(),
+            r#"{"flows": [{"filePattern": "/b", "kinesisStream": "s2"}], "x": 1}"#.into(),
+        ),
+        ("agent.d/c.json".to_string(), "{ not json".to_string()),
+    ];
+    let loaded = parse("agent.json", SAMPLE, &extra, false).unwrap();
+    assert_eq!(loaded.config.flows.len(), 2);
+    assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+    assert!(parse("agent.json", SAMPLE, &extra, true).is_err());
+}
+
+#[test]
+fn the_producer_object_holds_kpl_settings() {
+    let loaded = parse_ok(
+        r#"{"producer": {"AggregationEnabled": false, "RecordTtl": 60000, "RateLimit": "90"},
+        "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#,
+    );
+    let producer = &loaded.config.producer;
+    assert_eq!(producer.aggregation(), kpl_tokio::AggregationPolicy::Off);
+    assert_eq!(producer.record_ttl(), Duration::from_secs(60));
+    assert_eq!(producer.rate_limit(), 90);
+}

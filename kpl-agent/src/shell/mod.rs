@@ -1,0 +1,13 @@
+//! The tokio shell: watches directories, reads files, stores checkpoints, and delivers records through
+//! `kpl_tokio::KinesisProducer`, taking back each record's result. Every decision is the core's.
+
+mod agent;
+mod aws;
+mod discovery;
+mod flow;
+mod keys;
+mod store;
+
+pub use agent::{AgentError, RECORD_OVERHEAD, RunSummary, run, run_with_progress};
+pub use aws::{SetupError, aws_backend, stop_on_signals};
+pub use store::{CheckpointStore, StoreError, default_checkpoint_file};

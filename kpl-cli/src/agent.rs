@@ -1,0 +1,73 @@
+//! `kpl agent`: the Kinesis Agent done right (see the `kpl-agent` crate).
+
+use std::path::PathBuf;
+
+use kpl_agent::config::{AgentConfig, load};
+use kpl_agent::shell::{
+    CheckpointStore, aws_backend, default_checkpoint_file, run as run_agent, stop_on_signals,
+};
+
+use crate::error::CliError;
+
+const EXAMPLES: &str = "\
+Examples:
+  kpl agent --config /etc/aws-kinesis-agent/agent.json
+  kpl agent --config agent.json --check          # validate, print the flows, exit
+  RUST_LOG=kpl_agent=debug kpl agent --config agent.json
+
+agent.json is the Kinesis Agent's format (comments allowed); files in agent.d/ beside it add flows.
+SIGTERM or SIGINT stops gracefully within shutdownTimeoutMillis; a second one stops at once.
+Checkpoints survive a kill -9: lines are sent again only from what was in flight.";
+
+/// Options of `kpl agent`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct AgentArgs {
+    /// The agent configuration (the Kinesis Agent's agent.json format).
+    #[arg(long, value_name = "FILE", default_value = "/etc/aws-kinesis-agent/agent.json")]
+    config: PathBuf,
+    /// Unknown keys and broken agent.d files are errors, not warnings.
+    #[arg(long)]
+    strict: bool,
+    /// The checkpoint database [default: checkpointFile, else /var/lib/kpl-agent/checkpoints.redb].
+    #[arg(long, value_name = "FILE")]
+    checkpoint_file: Option<PathBuf>,
+    /// Check the configuration, print the flows, and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub async fn run(args: AgentArgs) -> Result<(), CliError> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Already set (only in tests running several commands in one process): keep it.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .try_init();
+    let loaded = load(&args.config, args.strict)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let config: AgentConfig = loaded.config;
+    let path = args
+        .checkpoint_file
+        .or_else(|| config.checkpoint_file.clone())
+        .unwrap_or_else(default_checkpoint_file);
+    if args.check {
+        for flow in &config.flows {
+            println!("{}", flow.id());
+        }
+        println!("checkpoints: {}", path.display());
+        return Ok(());
+    }
+    let store = CheckpointStore::open(&path).map_err(kpl_agent::shell::AgentError::from)?;
+    let backend = aws_backend(&config).await?;
+    let stop = stop_on_signals()?;
+    let summary = run_agent(config, backend, store, stop).await?;
+    tracing::info!(?summary, "done");
+    Ok(())
+}
