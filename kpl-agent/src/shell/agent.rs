@@ -64,6 +64,9 @@ pub struct RunSummary {
     pub delivery_failures: u64,
     /// Records the producer refused as invalid (logged, counted, skipped).
     pub records_refused: u64,
+    /// Records a converter (`dataProcessingOptions`) could not convert: dropped, sent raw or written to
+    /// the dead-letter file, as configured (per flow in the progress log).
+    pub records_unconverted: u64,
     /// Whether the stop was graceful (every record read was delivered) or cut short.
     pub drained: bool,
 }
@@ -251,12 +254,19 @@ impl Agent {
     /// Processes a framed record and puts it into the producer.
     async fn send(&mut self, index: usize, record: TailRecord) {
         let flow = &mut self.flows[index];
-        let data = match flow.config.processor.process(record.data) {
-            Processed::Send(data) => data,
-            Processed::Skip => {
-                flow.tailer.on_delivered(record.key, record.start);
-                return;
+        let processed =
+            flow.config.processor.process(record.key, record.start, record.data, SystemTime::now());
+        let data = match processed {
+            Processed::Send(data) => Some(data),
+            Processed::Skip => None,
+            Processed::Unconverted(unconverted) => {
+                self.summary.records_unconverted += 1;
+                flow.unconverted(record.key, record.start, unconverted)
             }
+        };
+        let Some(data) = data else {
+            flow.tailer.on_delivered(record.key, record.start);
+            return;
         };
         let key = flow.keys.key(&data);
         let user = UserRecord::new(flow.stream.clone(), key, data);
@@ -347,6 +357,7 @@ impl Agent {
         );
         for flow in &self.flows {
             let stats = flow.tailer.stats();
+            let processing = flow.config.processor.stats();
             tracing::info!(
                 flow = %flow.config.id(),
                 files = flow.open_files(),
@@ -355,6 +366,9 @@ impl Agent {
                 truncated = stats.truncated,
                 anomalies = stats.anomalies,
                 key_fallbacks = flow.keys.fallbacks,
+                unconverted_dropped = processing.dropped,
+                unconverted_sent_raw = processing.sent_raw,
+                dead_lettered = processing.dead_lettered,
                 "progress"
             );
         }

@@ -1,18 +1,22 @@
 //! One flow at run time: its tailer, the open files, and the reads.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::time::Instant;
 
+use bytes::Bytes;
 use kpl_tokio::StreamTarget;
 
 use super::agent::RECORD_OVERHEAD;
 use super::discovery::{self, read_head};
 use super::keys::KeyChooser;
 use crate::config::FlowConfig;
-use crate::core::{Action, FileId, FileKey, HandleCheck, SavedCheckpoint, TailRecord, Tailer};
+use crate::core::{
+    Action, Disposition, FileId, FileKey, HandleCheck, SavedCheckpoint, TailRecord, Tailer, Unconverted,
+};
 
 /// Most bytes read from one file in one round, so that one busy file does not starve the others.
 const MAX_READ_PER_FILE: u64 = 1 << 20;
@@ -41,6 +45,10 @@ pub(crate) struct FlowRuntime {
     /// When delivery failures were last logged, and how many since.
     pub(crate) last_failure_log: Option<Instant>,
     pub(crate) failures_unlogged: u64,
+    /// `deadLetterFile`, once opened.
+    dead_letter: Option<File>,
+    /// Whether an unconverted record was warned about (the first one is; the rest are counted).
+    warned_unconverted: bool,
 }
 
 /// Opens `path` and checks it is still `id`.
@@ -68,6 +76,8 @@ impl FlowRuntime {
             needs_save: false,
             last_failure_log: None,
             failures_unlogged: 0,
+            dead_letter: None,
+            warned_unconverted: false,
         }
     }
 
@@ -217,5 +227,68 @@ impl FlowRuntime {
             }
         }
         key
+    }
+
+    /// Carries out the disposition of a record a converter could not convert; returns what to send, if
+    /// anything. A dead-letter write that fails sends the raw record instead (loudly): nothing is lost.
+    pub(crate) fn unconverted(
+        &mut self,
+        key: FileKey,
+        start: u64,
+        unconverted: Unconverted,
+    ) -> Option<Bytes> {
+        let path = self.tailer.path(key).map(|p| p.display().to_string()).unwrap_or_default();
+        let Unconverted { record, converter, reason, disposition } = unconverted;
+        tracing::debug!(flow = %self.config.id(), path, offset = start, converter, reason, ?disposition, "record not converted");
+        if !self.warned_unconverted {
+            self.warned_unconverted = true;
+            let what = match disposition {
+                Disposition::Drop => {
+                    "dropped, as the Kinesis Agent does; set deadLetterFile to keep such records"
+                }
+                Disposition::SendRaw => {
+                    "sent raw, as the Kinesis Agent does; set deadLetterFile to keep such records apart"
+                }
+                Disposition::DeadLetter => "written to the dead-letter file",
+            };
+            tracing::warn!(flow = %self.config.id(), path, offset = start, converter, reason, "a record could not be converted: {what} (counted in the progress log; later ones are logged at debug)");
+        }
+        match disposition {
+            Disposition::Drop => None,
+            Disposition::SendRaw => Some(record),
+            Disposition::DeadLetter => {
+                let line = serde_json::json!({
+                    "flow": self.config.id(),
+                    "file": path,
+                    "offset": start,
+                    "converter": converter,
+                    "reason": reason,
+                    "record": String::from_utf8_lossy(&record),
+                });
+                match self.write_dead_letter(&format!("{line}\n")) {
+                    Ok(()) => None,
+                    Err(error) => {
+                        tracing::error!(flow = %self.config.id(), %error, "cannot write the dead-letter file; the record is sent raw");
+                        Some(record)
+                    }
+                }
+            }
+        }
+    }
+
+    fn write_dead_letter(&mut self, line: &str) -> std::io::Result<()> {
+        let file = match &mut self.dead_letter {
+            Some(file) => file,
+            None => {
+                let path = self
+                    .config
+                    .dead_letter_file
+                    .as_ref()
+                    .ok_or_else(|| std::io::Error::other("no deadLetterFile"))?;
+                self.dead_letter.insert(OpenOptions::new().create(true).append(true).open(path)?)
+            }
+        };
+        // One write of the whole line, so that concurrent appenders do not interleave within it.
+        file.write_all(line.as_bytes())
     }
 }

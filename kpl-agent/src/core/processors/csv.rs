@@ -1,0 +1,117 @@
+//! `CSVTOJSON` (`CSVToJSONDataConverter.java` L57–82): a delimited line to a JSON object.
+
+use std::collections::{HashMap, VecDeque};
+
+use regex::Regex;
+
+use super::json::{Field, JsonFormat, object_line};
+use super::{Converted, RecordContext, java_split, strip_newline};
+use crate::core::FileKey;
+
+/// The most files whose header row is remembered at once (oldest forgotten first).
+pub const MAX_HEADER_FILES: usize = 4096;
+
+/// How a line is cut into columns.
+#[derive(Debug, Clone)]
+pub enum CsvMode {
+    /// The agent's: `delimiter` is a regular expression given to Java's `String.split` (so `"|"` splits
+    /// between every character and `"\\t"` is a TAB); no quoting; trailing empty columns are dropped (and
+    /// so become null).
+    Agent(Regex),
+    /// Ours, `"rfc4180": true`: RFC 4180 quoting (`"a,b"`, `""` for a quote) through the `csv` crate, with
+    /// a one-byte delimiter; a trailing `\r` ends the row; empty columns are empty strings, not null.
+    Rfc4180(u8),
+}
+
+/// `CSVTOJSON`: `customFieldNames` (required unless `headerRow`), `delimiter` (default `,`).
+///
+/// Column *i* goes to the *i*-th name; missing columns are null, extra columns are ignored, whitespace is
+/// kept. Ours, `"headerRow": true`: the first record of each file (offset 0) names the columns and is
+/// not sent; `customFieldNames`, if given, names the columns of a file whose header row was not seen (a
+/// file resumed from a checkpoint past its start); without it, such records cannot be converted.
+#[derive(Debug, Clone)]
+pub struct CsvToJson {
+    field_names: Vec<String>,
+    mode: CsvMode,
+    header_row: bool,
+    format: JsonFormat,
+    headers: HashMap<FileKey, Vec<String>>,
+    header_order: VecDeque<FileKey>,
+}
+
+impl CsvToJson {
+    /// A converter; `field_names` may be empty only with `header_row`.
+    pub fn new(field_names: Vec<String>, mode: CsvMode, header_row: bool, format: JsonFormat) -> CsvToJson {
+        CsvToJson {
+            field_names,
+            mode,
+            header_row,
+            format,
+            headers: HashMap::new(),
+            header_order: VecDeque::new(),
+        }
+    }
+
+    fn columns(&self, line: &str) -> Result<Vec<String>, String> {
+        match &self.mode {
+            CsvMode::Agent(delimiter) => {
+                Ok(java_split(line, delimiter).into_iter().map(str::to_owned).collect())
+            }
+            CsvMode::Rfc4180(delimiter) => {
+                let mut reader = ::csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .flexible(true)
+                    .delimiter(*delimiter)
+                    .from_reader(line.as_bytes());
+                let mut rows = reader.records();
+                let row = match rows.next() {
+                    None => return Ok(Vec::new()),
+                    Some(row) => row.map_err(|error| format!("not RFC 4180 CSV: {error}"))?,
+                };
+                if rows.next().is_some() {
+                    return Err("several CSV rows in one record (a line break outside quotes)".into());
+                }
+                Ok(row.iter().map(str::to_owned).collect())
+            }
+        }
+    }
+
+    /// Converts one record.
+    pub fn convert(&mut self, text: &str, context: &RecordContext) -> Converted {
+        let line = strip_newline(text);
+        let columns = match self.columns(line) {
+            Ok(columns) => columns,
+            Err(reason) => return Converted::Failed(reason),
+        };
+        if self.header_row && context.start == 0 {
+            self.remember(context.key, columns);
+            return Converted::Consumed;
+        }
+        let names = match self.headers.get(&context.key) {
+            Some(names) if self.header_row => names,
+            _ if self.field_names.is_empty() => {
+                return Converted::Failed(
+                    "the file's header row was not seen (read from a checkpoint past its start) and no \
+                     customFieldNames are given"
+                        .into(),
+                );
+            }
+            _ => &self.field_names,
+        };
+        let fields: Vec<(&str, Field<'_>)> = (names.iter().enumerate())
+            .map(|(index, name)| (name.as_str(), Field::Text(columns.get(index).map(String::as_str))))
+            .collect();
+        Converted::Text(object_line(&fields, self.format))
+    }
+
+    fn remember(&mut self, key: FileKey, names: Vec<String>) {
+        if self.headers.insert(key, names).is_none() {
+            self.header_order.push_back(key);
+            if self.header_order.len() > MAX_HEADER_FILES
+                && let Some(oldest) = self.header_order.pop_front()
+            {
+                self.headers.remove(&oldest);
+            }
+        }
+    }
+}
