@@ -1,0 +1,96 @@
+//! Processors end to end: files on the real file system, the agent's shell, the simulated Kinesis
+//! (`kpl-mock-backend`); what the stream holds is read back as a KCL consumer would.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kpl_agent::config::parse;
+use kpl_agent::shell::{CheckpointStore, RunSummary, run_with_progress};
+use kpl_deagg::Mode;
+use kpl_mock_backend::{MockConfig, MockKinesis};
+use kpl_tokio::MockBackend;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+/// Runs the agent on `flow` (a flow object's keys, without `filePattern` and `kinesisStream`) over
+/// `dir/*.log` until `done`, stops it, and returns the summary and the records in the stream, in order.
+async fn run_flow(dir: &Path, flow: &str, done: impl Fn(&RunSummary) -> bool) -> (RunSummary, Vec<String>) {
+    let text = format!(
+        r#"{{"checkpointIntervalMillis": 100, "checkpointFile": "{0}/checkpoints.redb",
+            "flows": [{{"filePattern": "{0}/*.log", "kinesisStream": "logs", "initialPosition": "START_OF_FILE", {flow}}}]}}"#,
+        dir.display()
+    );
+    let config = parse("agent.json", &text, &[], true).unwrap().config;
+    let mut kinesis = MockKinesis::new(MockConfig::calm(), 7).unwrap();
+    kinesis.create_stream("logs", 1).unwrap();
+    let backend = Arc::new(MockBackend::new(kinesis));
+    let store = CheckpointStore::open(&dir.join("checkpoints.redb")).unwrap();
+    let (stop, stopped) = mpsc::channel(2);
+    let (progress, mut watching) = watch::channel(RunSummary::default());
+    let agent = tokio::spawn(run_with_progress(config, backend.clone(), store, stopped, progress));
+    tokio::time::timeout(Duration::from_secs(30), watching.wait_for(|summary| done(summary)))
+        .await
+        .expect("in time")
+        .expect("running");
+    stop.send(()).await.unwrap();
+    let summary = agent.await.unwrap().unwrap();
+    let records = backend.with_kinesis(|kinesis, _| {
+        let (_, shard) = kinesis.all_shards().next().expect("one shard");
+        let batch = shard.deaggregate(Mode::Strict);
+        batch.records.iter().map(|record| String::from_utf8(record.data.to_vec()).unwrap()).collect()
+    });
+    (summary, records)
+}
+
+fn checkpoints(dir: &Path) -> Vec<u64> {
+    let store = CheckpointStore::open(&dir.join("checkpoints.redb")).unwrap();
+    store.rows().unwrap().iter().map(|row| row.offset).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_csvtojson_flow_delivers_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let text: String = (0..500).map(|n| format!("{n},user{n},\n")).collect();
+    fs::write(dir.path().join("users.log"), &text).unwrap();
+    let flow = r#""dataProcessingOptions": [{"optionName": "CSVTOJSON", "customFieldNames": ["id", "name", "team"]}]"#;
+    let (summary, records) = run_flow(dir.path(), flow, |summary| summary.records_delivered == 500).await;
+    assert_eq!((summary.records_read, summary.records_unconverted), (500, 0));
+    let expected: Vec<String> =
+        (0..500).map(|n| format!("{{\"id\":\"{n}\",\"name\":\"user{n}\",\"team\":null}}\n")).collect();
+    assert_eq!(records, expected);
+    assert_eq!(checkpoints(dir.path()), vec![text.len() as u64]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lines_logtojson_cannot_match_go_to_the_dead_letter_file_and_the_checkpoint_passes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        "Nov  3 14:05:01 web7 sshd[4021]: Accepted publickey for deploy\n",
+        "<34>Nov  3 14:05:02 web7 su[77]: not matched by the agent's SYSLOG\n",
+        "Nov  3 14:05:03 web7 CRON: (root) CMD (run-parts /etc/cron.hourly)\n",
+    ];
+    fs::write(dir.path().join("syslog.log"), lines.concat()).unwrap();
+    let dead = dir.path().join("dead/unconverted.jsonl");
+    fs::create_dir(dir.path().join("dead")).unwrap();
+    let flow = format!(
+        r#""deadLetterFile": "{}", "dataProcessingOptions": [{{"optionName": "LOGTOJSON", "logFormat": "SYSLOG"}}]"#,
+        dead.display()
+    );
+    let (summary, records) = run_flow(dir.path(), &flow, |summary| summary.records_delivered == 2).await;
+    assert_eq!(summary.records_unconverted, 1);
+    let programs: Vec<String> = records
+        .iter()
+        .map(|record| serde_json::from_str::<Value>(record).unwrap()["program"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(programs, ["sshd", "CRON"]);
+    let kept: Value = serde_json::from_str(fs::read_to_string(&dead).unwrap().trim_end()).unwrap();
+    assert_eq!(kept["record"], lines[1]);
+    assert_eq!(
+        (kept["converter"].as_str(), kept["offset"].as_u64()),
+        (Some("LOGTOJSON"), Some(lines[0].len() as u64))
+    );
+    assert_eq!(checkpoints(dir.path()), vec![lines.concat().len() as u64], "the kept line is passed");
+}
