@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kpl_agent::config::parse;
@@ -13,6 +14,7 @@ use kpl_deagg::Mode;
 use kpl_mock_backend::{MockConfig, MockKinesis};
 use kpl_tokio::MockBackend;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
 /// Runs the agent on `flow` (a flow object's keys, without `filePattern` and `kinesisStream`) over
@@ -93,4 +95,82 @@ async fn lines_logtojson_cannot_match_go_to_the_dead_letter_file_and_the_checkpo
         (Some("LOGTOJSON"), Some(lines[0].len() as u64))
     );
     assert_eq!(checkpoints(dir.path()), vec![lines.concat().len() as u64], "the kept line is passed");
+}
+
+const IDENTITY: &str = r#"{"accountId": "123456789012", "availabilityZone": "eu-west-1b", "imageId": "ami-0abc",
+    "instanceId": "i-0123", "instanceType": "m7g.large", "privateIp": "10.0.0.7", "region": "eu-west-1"}"#;
+
+/// A fake IMDSv2 on 127.0.0.1: a session token for `PUT /latest/api/token`, the identity document for a
+/// GET that carries that token, 401 for anything else. Returns its URL and how many documents it served.
+async fn fake_imds() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = served.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0; 4096];
+                while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let request = String::from_utf8_lossy(&request).to_lowercase();
+                let (status, body) = if request.starts_with("put /latest/api/token ") {
+                    ("200 OK", "token-1")
+                } else if request.starts_with("get /latest/dynamic/instance-identity/document ")
+                    && request.contains("x-aws-ec2-metadata-token: token-1")
+                {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    ("200 OK", IDENTITY)
+                } else {
+                    ("401 Unauthorized", "")
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nX-aws-ec2-metadata-token-ttl-seconds: 21600\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (url, served)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn addec2metadata_adds_the_instance_identity_read_through_imdsv2() {
+    let (url, served) = fake_imds().await;
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("app.log"), "1,start\n2,stop\n").unwrap();
+    let flow = format!(
+        r#""dataProcessingOptions": [{{"optionName": "CSVTOJSON", "customFieldNames": ["n", "event"]}},
+            {{"optionName": "ADDEC2METADATA", "logFormat": "COMMONAPACHELOG", "imdsEndpoint": "{url}"}}]"#
+    );
+    let (summary, records) = run_flow(dir.path(), &flow, |summary| summary.records_delivered == 2).await;
+    assert_eq!(summary.records_unconverted, 0);
+    assert_eq!(served.load(Ordering::SeqCst), 1, "read once (metadataTTL is an hour)");
+    for (record, n) in records.iter().zip(["1", "2"]) {
+        let object: serde_json::Map<String, Value> = serde_json::from_str(record).unwrap();
+        let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+        let expected = [
+            "n",
+            "event",
+            "privateIp",
+            "availabilityZone",
+            "instanceId",
+            "instanceType",
+            "accountId",
+            "amiId",
+            "region",
+            "metadataTimestamp",
+        ];
+        assert_eq!(keys, expected);
+        assert_eq!((object["n"].as_str(), object["instanceId"].as_str()), (Some(n), Some("i-0123")));
+        assert_eq!(object["amiId"], "ami-0abc");
+    }
 }

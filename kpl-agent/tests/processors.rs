@@ -462,9 +462,9 @@ fn unknown_and_unsupported_options_are_refused() {
     let error = refused(r#"[{"optionName": "CSVTOJSON", "customFieldNames": ["a"], "delimeter": ";"}]"#);
     assert!(error.contains("unknown keys: delimeter"), "{error}");
     assert!(refused(r#"[{"optionName": "TOJSON"}]"#).contains("optionName \"TOJSON\""));
-    assert!(
-        refused(r#"[{"optionName": "ADDEC2METADATA", "logFormat": "SYSLOG"}]"#).contains("not supported")
-    );
+    assert!(refused(r#"[{"optionName": "USINGPLUGGIN", "className": "x.Y"}]"#).contains("not supported"));
+    let error = refused(r#"[{"optionName": "ADDEC2METADATA", "imdsEndpoint": "169.254.169.254"}]"#);
+    assert!(error.contains("imdsEndpoint"), "{error}");
     assert!(refused(r#"{"optionName": "SINGLELINE"}"#).contains("a list of processing options"));
     // Enum values are case-sensitive in the agent: we accept them with a warning.
     let text = r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s",

@@ -2,12 +2,14 @@
 //! (`ProcessingUtilsFactory.java` L43–60), plus our opt-in fixes. Unlike the agent, which ignores unknown
 //! keys, an option with a key we do not know is refused: it could change what is sent.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use super::{ConfigError, Fields};
 use crate::core::processors::{
-    AddMetadata, Converter, CsvMode, CsvToJson, JsonFormat, LogFormat, LogToJson, LogToJsonOptions,
-    SingleLine,
+    AddEc2Metadata, AddMetadata, Converter, CsvMode, CsvToJson, JsonFormat, LogFormat, LogToJson,
+    LogToJsonOptions, SingleLine,
 };
 
 /// The converters of `dataProcessingOptions` (absent or null: none).
@@ -75,7 +77,8 @@ fn converter(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Converte
         "CSVTOJSON" => csv_to_json(fields, warnings),
         "LOGTOJSON" => log_to_json(fields, warnings),
         "ADDMETADATA" => add_metadata(fields, warnings),
-        "ADDEC2METADATA" | "ADDBRACKETS" | "USINGPLUGGIN" => Err(ConfigError::Unsupported {
+        "ADDEC2METADATA" => add_ec2_metadata(fields, warnings),
+        "ADDBRACKETS" | "USINGPLUGGIN" => Err(ConfigError::Unsupported {
             context: fields.context.clone(),
             key: format!("optionName {name}"),
             why: match name.as_str() {
@@ -86,7 +89,9 @@ fn converter(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Converte
         }),
         _ => Err(invalid(
             fields,
-            format!("optionName {name:?}: expected one of SINGLELINE, CSVTOJSON, LOGTOJSON, ADDMETADATA"),
+            format!(
+                "optionName {name:?}: expected one of SINGLELINE, CSVTOJSON, LOGTOJSON, ADDMETADATA, ADDEC2METADATA"
+            ),
         )),
     }
 }
@@ -146,8 +151,8 @@ fn csv_to_json(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Conver
     Ok(Converter::CsvToJson(CsvToJson::new(field_names.unwrap_or_default(), mode, header_row, format)))
 }
 
-fn log_to_json(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Converter, ConfigError> {
-    let format = fields.choice(
+fn log_format(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Option<LogFormat>, ConfigError> {
+    fields.choice(
         "logFormat",
         None,
         &[
@@ -159,8 +164,11 @@ fn log_to_json(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Conver
             ("RFC5424SYSLOG", Some(LogFormat::Rfc5424Syslog)),
         ],
         warnings,
-    )?;
-    let Some(format) = format else {
+    )
+}
+
+fn log_to_json(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Converter, ConfigError> {
+    let Some(format) = log_format(fields, warnings)? else {
         return Err(ConfigError::Missing { context: fields.context.clone(), key: "logFormat".into() });
     };
     let options = LogToJsonOptions {
@@ -195,4 +203,23 @@ fn add_metadata(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Conve
     let metadata = fields.take("metadata").unwrap_or(Value::Null);
     let json = json_format(fields, warnings)?;
     Ok(Converter::AddMetadata(AddMetadata { metadata, timestamp, json }))
+}
+
+fn add_ec2_metadata(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Converter, ConfigError> {
+    // The agent requires a logFormat here and never uses it: accepted (and checked), not required.
+    log_format(fields, warnings)?;
+    let ttl = Duration::from_secs(fields.number("metadataTTL", 3600, 1, 31_536_000)?);
+    let endpoint = fields.string("imdsEndpoint")?;
+    if let Some(endpoint) = &endpoint
+        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        return Err(ConfigError::Invalid {
+            context: fields.context.clone(),
+            key: "imdsEndpoint".into(),
+            value: format!("{endpoint:?}"),
+            expected: "an http:// or https:// URL".into(),
+        });
+    }
+    let json = json_format(fields, warnings)?;
+    Ok(Converter::AddEc2Metadata(AddEc2Metadata::new(ttl, endpoint, json)))
 }

@@ -11,12 +11,12 @@
 //! Unlike the agent, which converts before it truncates, records are converted after framing; a converted
 //! record over the flow's maximum size is a failure (sent raw, which is within the limit).
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
 use super::FileKey;
-use super::processors::{Converted, Converter, RecordContext};
+use super::processors::{AddEc2Metadata, Converted, Converter, Ec2Metadata, RecordContext};
 
 /// What to do with a record that could not be converted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +97,29 @@ impl Processor {
     /// The counters so far.
     pub fn stats(&self) -> ProcessingStats {
         self.stats
+    }
+
+    /// An ADDEC2METADATA converter whose metadata should be read at `now` (the shell reads it from its
+    /// endpoint and calls [`Processor::ec2_metadata_read`]).
+    pub fn ec2_metadata_due(&self, now: Instant) -> Option<&AddEc2Metadata> {
+        self.ec2_converters().find(|converter| converter.refresh_due(now))
+    }
+
+    /// The outcome of reading the EC2 metadata at `now` (None: it failed), for every ADDEC2METADATA
+    /// converter of the chain.
+    pub fn ec2_metadata_read(&mut self, metadata: Option<Ec2Metadata>, now: Instant) {
+        for converter in &mut self.converters {
+            if let Converter::AddEc2Metadata(converter) = converter {
+                converter.refreshed(metadata.clone(), now);
+            }
+        }
+    }
+
+    fn ec2_converters(&self) -> impl Iterator<Item = &AddEc2Metadata> {
+        self.converters.iter().filter_map(|converter| match converter {
+            Converter::AddEc2Metadata(converter) => Some(converter),
+            _ => None,
+        })
     }
 
     /// Processes one record of file `key` starting at byte `start`, at wall-clock time `now`.

@@ -235,6 +235,9 @@ impl Agent {
             }
         }
         self.summary.records_read += records.len() as u64;
+        for flow in &mut self.flows {
+            flow.refresh_ec2_metadata(now).await;
+        }
         for (flow, record) in records {
             self.send(flow, record).await;
         }

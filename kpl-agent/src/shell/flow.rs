@@ -12,6 +12,7 @@ use kpl_tokio::StreamTarget;
 
 use super::agent::RECORD_OVERHEAD;
 use super::discovery::{self, read_head};
+use super::imds;
 use super::keys::KeyChooser;
 use crate::config::FlowConfig;
 use crate::core::{
@@ -290,5 +291,24 @@ impl FlowRuntime {
         };
         // One write of the whole line, so that concurrent appenders do not interleave within it.
         file.write_all(line.as_bytes())
+    }
+
+    /// Reads the EC2 instance metadata for ADDEC2METADATA when it is due (at the start, then every
+    /// `metadataTTL`); a failure is warned about and records pass without it until the next try, as in the
+    /// agent.
+    pub(crate) async fn refresh_ec2_metadata(&mut self, now: Instant) {
+        let Some(converter) = self.config.processor.ec2_metadata_due(now) else { return };
+        let endpoint = converter.endpoint().map(str::to_owned);
+        let metadata = match imds::read_identity(endpoint.as_deref()).await {
+            Ok(metadata) => {
+                tracing::info!(flow = %self.config.id(), "EC2 instance metadata read");
+                Some(metadata)
+            }
+            Err(error) => {
+                tracing::warn!(flow = %self.config.id(), %error, "cannot read the EC2 instance metadata (IMDSv2); ADDEC2METADATA passes records unchanged until it can");
+                None
+            }
+        };
+        self.config.processor.ec2_metadata_read(metadata, now);
     }
 }

@@ -5,6 +5,7 @@ mod agent;
 mod aws;
 mod discovery;
 mod flow;
+mod imds;
 mod keys;
 mod store;
 

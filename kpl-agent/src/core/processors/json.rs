@@ -40,6 +40,14 @@ pub(crate) fn object_line(fields: &[(&str, Field<'_>)], format: JsonFormat) -> S
     out
 }
 
+/// `value` followed by `\n`.
+pub(crate) fn value_line(value: &Value, format: JsonFormat) -> String {
+    let mut out = String::new();
+    write_value(&mut out, value, format, 0);
+    out.push('\n');
+    out
+}
+
 fn write_string(out: &mut String, text: &str) {
     // serde_json escapes exactly what Jackson escapes: `"`, `\`, and control characters.
     out.push_str(&Value::String(text.to_owned()).to_string());

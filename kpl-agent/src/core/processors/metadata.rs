@@ -40,16 +40,20 @@ impl AddMetadata {
 /// `now` as `yyyy-MM-dd'T'HH:mm:ss.SSS'Z'` in UTC (times before 1970 are written as 1970-01-01).
 pub(crate) fn utc_millis(now: SystemTime) -> String {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let seconds = since.as_secs();
+    format!("{}.{:03}Z", utc_seconds(since.as_secs()), since.subsec_millis())
+}
+
+/// `now` as `yyyy-MM-dd'T'HH:mm:ss+0000` (Java's `yyyy-MM-dd'T'HH:mm:ssZ` in UTC).
+pub(crate) fn utc_with_offset(now: SystemTime) -> String {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!("{}+0000", utc_seconds(since.as_secs()))
+}
+
+/// Seconds since 1970 as `yyyy-MM-ddTHH:mm:ss`.
+fn utc_seconds(seconds: u64) -> String {
     let (days, rest) = (seconds / 86_400, seconds % 86_400);
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        since.subsec_millis()
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar (Howard Hinnant's
@@ -82,5 +86,9 @@ mod tests {
         // 2026-11-30T17:10:48.123Z.
         assert_eq!(at(1_796_058_648_123), "2026-11-30T17:10:48.123Z");
         assert_eq!(at(4_107_542_400_000), "2100-03-01T00:00:00.000Z");
+        assert_eq!(
+            utc_with_offset(UNIX_EPOCH + Duration::from_millis(1_796_058_648_123)),
+            "2026-11-30T17:10:48+0000"
+        );
     }
 }

@@ -3,13 +3,15 @@
 //! as opt-in options:
 //!
 //! - [`SingleLine`] (`SINGLELINE`), [`CsvToJson`] (`CSVTOJSON`), [`LogToJson`] (`LOGTOJSON`),
-//!   [`AddMetadata`] (`ADDMETADATA`);
+//!   [`AddMetadata`] (`ADDMETADATA`), [`AddEc2Metadata`] (`ADDEC2METADATA`, its metadata read by the
+//!   shell through IMDSv2);
 //! - [`json`]: JSON text as the agent's Jackson writes it (field order kept, compact or pretty).
 //!
 //! Every converter reads the record as UTF-8 with invalid bytes replaced by U+FFFD (Java's decoding), and
 //! every JSON converter removes one trailing `\n` from its input and appends `\n` to its output.
 
 mod csv;
+mod ec2;
 pub mod json;
 mod log;
 mod metadata;
@@ -18,6 +20,7 @@ mod single_line;
 use std::time::SystemTime;
 
 pub use self::csv::{CsvMode, CsvToJson};
+pub use self::ec2::{AddEc2Metadata, Ec2Metadata, IDENTITY_DOCUMENT_PATH};
 pub use self::log::{LogFormat, LogToJson, LogToJsonOptions};
 pub use self::metadata::AddMetadata;
 pub use self::single_line::SingleLine;
@@ -60,6 +63,8 @@ pub enum Converter {
     LogToJson(LogToJson),
     /// `ADDMETADATA`.
     AddMetadata(AddMetadata),
+    /// `ADDEC2METADATA`.
+    AddEc2Metadata(AddEc2Metadata),
 }
 
 impl Converter {
@@ -70,6 +75,7 @@ impl Converter {
             Converter::CsvToJson(_) => "CSVTOJSON",
             Converter::LogToJson(_) => "LOGTOJSON",
             Converter::AddMetadata(_) => "ADDMETADATA",
+            Converter::AddEc2Metadata(_) => "ADDEC2METADATA",
         }
     }
 
@@ -80,6 +86,7 @@ impl Converter {
             Converter::CsvToJson(converter) => converter.convert(text, context),
             Converter::LogToJson(converter) => converter.convert(text),
             Converter::AddMetadata(converter) => Converted::Text(converter.convert(text, context.now)),
+            Converter::AddEc2Metadata(converter) => converter.convert(text),
         }
     }
 }
