@@ -1,6 +1,6 @@
 //! The Kinesis Agent's converters (`dataProcessingOptions`), each with the agent's exact behaviour by
-//! default (`shared/reference/kinesis-agent.md` (b), from `processing/processors/*.java`) and its fixes
-//! as opt-in options:
+//! default (`shared/reference/kinesis-agent.md` (b), from `processing/processors/*.java` and its tests)
+//! and its fixes as opt-in options:
 //!
 //! - [`SingleLine`] (`SINGLELINE`), [`CsvToJson`] (`CSVTOJSON`), [`LogToJson`] (`LOGTOJSON`),
 //!   [`AddMetadata`] (`ADDMETADATA`), [`AddEc2Metadata`] (`ADDEC2METADATA`, its metadata read by the
@@ -8,7 +8,39 @@
 //! - [`json`]: JSON text as the agent's Jackson writes it (field order kept, compact or pretty).
 //!
 //! Every converter reads the record as UTF-8 with invalid bytes replaced by U+FFFD (Java's decoding), and
-//! every JSON converter removes one trailing `\n` from its input and appends `\n` to its output.
+//! every JSON converter removes one trailing `\n` from its input and appends `\n` to its output. Every
+//! value it writes is a string or null (`response` and `bytes` too).
+//!
+//! # Options (in a flow's `dataProcessingOptions`, applied in order)
+//!
+//! | `optionName` | keys (agent's) | keys (ours, opt-in) |
+//! |---|---|---|
+//! | `SINGLELINE` | `parseOptions`: `NO_TRIM`, `ESCAPE_NEW_LINE` | |
+//! | `CSVTOJSON` | `customFieldNames` (required unless `headerRow`), `delimiter` (a regex, default `,`), `jsonFormat` | `rfc4180` (quoting; `delimiter` then one character, or `\t`), `headerRow` |
+//! | `LOGTOJSON` | `logFormat` (`COMMONAPACHELOG`, `COMBINEDAPACHELOG`, `APACHEERRORLOG`, `SYSLOG`, `RFC3339SYSLOG`), `matchPattern`, `customFieldNames`, `jsonFormat` | `logFormat` `RFC5424SYSLOG`; `allowIPv6`, `allowEmptyFields` (Apache formats); `allowPriority` (`SYSLOG`, `RFC3339SYSLOG`) |
+//! | `ADDMETADATA` | `metadata` (any JSON), `timestamp` (`"true"`), `jsonFormat` | |
+//! | `ADDEC2METADATA` | `metadataTTL` (seconds, 3600), `logFormat` (accepted, unused, as by the agent), `jsonFormat` | `imdsEndpoint` (an `http://` URL; default: the AWS SDK's, `AWS_EC2_METADATA_SERVICE_ENDPOINT`) |
+//!
+//! `jsonFormat` is `COMPACT` (default) or `PRETTYPRINT` (Jackson's pretty printer; undocumented in the
+//! agent). A flow's `deadLetterFile` (ours) keeps the records a converter could not convert (see
+//! [`crate::core::process`]).
+//!
+//! # Where we differ from the agent
+//!
+//! - Configuration: an option with an unknown key, an unknown `optionName` or `parseOptions` entry, a
+//!   `matchPattern` whose group count differs from `customFieldNames` (the agent drops every record), or
+//!   a `timestamp` other than true/false (the agent reads `"yes"` as false and fails on a JSON boolean;
+//!   we take `true`, `"true"`, `false`, `"false"`) is refused at startup. `ADDBRACKETS` and
+//!   `USINGPLUGGIN` (Java plug-ins) are refused. Enum values are accepted in any case, with a warning.
+//! - Regular expressions (`delimiter`, `matchPattern`) are the `regex` crate's: Java's syntax for
+//!   everything but look-around and back-references (refused at startup), and `\w`, `\d`, `\s`, `.` with
+//!   Unicode meanings (a `.` also matches `\r`). The built-in patterns keep Java's ASCII meanings.
+//! - Conversion runs after framing, so a record is truncated (or split) before it is converted, and a
+//!   converted record over the maximum record size is sent raw (the agent truncates the JSON).
+//! - A record that cannot be converted is counted and logged (the first at WARN with the reason), where
+//!   the agent logs a bare "1 record parsed but skipped".
+//! - ADDEC2METADATA: `metadataTimestamp` is in UTC (`+0000`; the agent uses the host's time zone), and
+//!   `tags` (EC2 `DescribeTags`) are not added.
 
 mod csv;
 mod ec2;
