@@ -97,6 +97,22 @@ async fn lines_logtojson_cannot_match_go_to_the_dead_letter_file_and_the_checkpo
     assert_eq!(checkpoints(dir.path()), vec![lines.concat().len() as u64], "the kept line is passed");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_csv_file_resumed_past_its_header_row_takes_its_names_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.log");
+    fs::write(&path, "id,name\n1,ada\n").unwrap();
+    let flow =
+        r#""dataProcessingOptions": [{"optionName": "CSVTOJSON", "headerRow": true, "rfc4180": true}]"#;
+    let (_, first) = run_flow(dir.path(), flow, |summary| summary.records_delivered == 1).await;
+    assert_eq!(first, ["{\"id\":\"1\",\"name\":\"ada\"}\n"]);
+    // After a restart the file is read from its checkpoint: the header row is read from the file.
+    fs::write(&path, "id,name\n1,ada\n2,\"bob, jr\"\n").unwrap();
+    let (summary, second) = run_flow(dir.path(), flow, |summary| summary.records_delivered == 1).await;
+    assert_eq!((summary.records_read, summary.records_unconverted), (1, 0));
+    assert_eq!(second, ["{\"id\":\"2\",\"name\":\"bob, jr\"}\n"]);
+}
+
 const IDENTITY: &str = r#"{"accountId": "123456789012", "availabilityZone": "eu-west-1b", "imageId": "ami-0abc",
     "instanceId": "i-0123", "instanceType": "m7g.large", "privateIp": "10.0.0.7", "region": "eu-west-1"}"#;
 

@@ -115,6 +115,25 @@ impl Processor {
         }
     }
 
+    /// Whether a CSVTOJSON converter with `headerRow` wants the first line of file `key` before the record
+    /// at `start` is processed (the shell then reads it and calls [`Processor::header_line`]).
+    pub fn wants_header(&self, key: FileKey, start: u64) -> bool {
+        self.converters.iter().any(|converter| match converter {
+            Converter::CsvToJson(csv) => csv.wants_header(key, start),
+            _ => false,
+        })
+    }
+
+    /// The first line of file `key`, read from the file.
+    pub fn header_line(&mut self, key: FileKey, line: &[u8]) {
+        let line = String::from_utf8_lossy(line);
+        for converter in &mut self.converters {
+            if let Converter::CsvToJson(csv) = converter {
+                csv.header_line(key, &line);
+            }
+        }
+    }
+
     fn ec2_converters(&self) -> impl Iterator<Item = &AddEc2Metadata> {
         self.converters.iter().filter_map(|converter| match converter {
             Converter::AddEc2Metadata(converter) => Some(converter),

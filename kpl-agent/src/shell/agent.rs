@@ -257,6 +257,7 @@ impl Agent {
     /// Processes a framed record and puts it into the producer.
     async fn send(&mut self, index: usize, record: TailRecord) {
         let flow = &mut self.flows[index];
+        flow.provide_header(record.key, record.start);
         let processed =
             flow.config.processor.process(record.key, record.start, record.data, SystemTime::now());
         let data = match processed {

@@ -293,6 +293,35 @@ impl FlowRuntime {
         file.write_all(line.as_bytes())
     }
 
+    /// Gives the processor the first line of file `key` when a CSV header row is wanted for its record at
+    /// `start` (a file resumed past its first line), read through the open handle (the same file, whatever
+    /// its name now). Bounded by the maximum record size.
+    pub(crate) fn provide_header(&mut self, key: FileKey, start: u64) {
+        if !self.config.processor.wants_header(key, start) {
+            return;
+        }
+        let Some(file) = self.files.get(&key) else { return };
+        let limit = self.config.framing.max_record_size.min(usize::try_from(start).unwrap_or(usize::MAX));
+        let mut line = vec![0; limit];
+        let mut read = 0;
+        while read < limit {
+            match file.read_at(&mut line[read..], read as u64) {
+                Ok(0) => break,
+                Ok(n) => read += n,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    tracing::warn!(flow = %self.config.id(), %error, "cannot read the CSV header row");
+                    return;
+                }
+            }
+            if line[..read].contains(&b'\n') {
+                break;
+            }
+        }
+        let end = line[..read].iter().position(|byte| *byte == b'\n').unwrap_or(read);
+        self.config.processor.header_line(key, &line[..end]);
+    }
+
     /// Reads the EC2 instance metadata for ADDEC2METADATA when it is due (at the start, then every
     /// `metadataTTL`); a failure is warned about and records pass without it until the next try, as in the
     /// agent.

@@ -26,9 +26,11 @@ pub enum CsvMode {
 /// `CSVTOJSON`: `customFieldNames` (required unless `headerRow`), `delimiter` (default `,`).
 ///
 /// Column *i* goes to the *i*-th name; missing columns are null, extra columns are ignored, whitespace is
-/// kept. Ours, `"headerRow": true`: the first record of each file (offset 0) names the columns and is
-/// not sent; `customFieldNames`, if given, names the columns of a file whose header row was not seen (a
-/// file resumed from a checkpoint past its start); without it, such records cannot be converted.
+/// kept. Ours, `"headerRow": true`: the first line of each file names the columns. As a record (offset 0)
+/// it is not sent; for a file whose first line was not seen as a record (resumed from a checkpoint past
+/// it, or skipped by `skipHeaderLines`), the shell reads it from the file ([`CsvToJson::wants_header`],
+/// [`CsvToJson::header_line`]). If that fails, `customFieldNames`, if given, names the columns;
+/// without it, the record cannot be converted.
 #[derive(Debug, Clone)]
 pub struct CsvToJson {
     field_names: Vec<String>,
@@ -102,6 +104,18 @@ impl CsvToJson {
             .map(|(index, name)| (name.as_str(), Field::Text(columns.get(index).map(String::as_str))))
             .collect();
         Converted::Text(object_line(&fields, self.format))
+    }
+
+    /// Whether the header row of file `key` is wanted before its record at `start` is converted.
+    pub fn wants_header(&self, key: FileKey, start: u64) -> bool {
+        self.header_row && start > 0 && !self.headers.contains_key(&key)
+    }
+
+    /// The first line of file `key` (its `\n` optional), read from the file.
+    pub fn header_line(&mut self, key: FileKey, line: &str) {
+        if let Ok(names) = self.columns(strip_newline(line)) {
+            self.remember(key, names);
+        }
     }
 
     fn remember(&mut self, key: FileKey, names: Vec<String>) {
