@@ -415,6 +415,8 @@ fn converters_run_in_order_and_a_drop_stops_the_chain() {
          \\\"program\\\":\\\"cron\\\",\\\"processid\\\":null,\\\"message\\\":\\\"ok\\\"}\"}\n"
     );
     dropped(&mut chain, "not syslog\n");
+    let mut brackets = self::chain(r#"[{"optionName": "SINGLELINE"}, {"optionName": "ADDBRACKETS"}]"#);
+    assert_eq!(sent(&mut brackets, "\"a\": 1,\n \"b\": 2\n"), "{\"a\": 1,\"b\": 2\n}");
     let mut single = self::chain(
         r#"[{"optionName": "SINGLELINE"}, {"optionName": "CSVTOJSON", "customFieldNames": ["a", "b"]}]"#,
     );

@@ -78,19 +78,16 @@ fn converter(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Converte
         "LOGTOJSON" => log_to_json(fields, warnings),
         "ADDMETADATA" => add_metadata(fields, warnings),
         "ADDEC2METADATA" => add_ec2_metadata(fields, warnings),
-        "ADDBRACKETS" | "USINGPLUGGIN" => Err(ConfigError::Unsupported {
+        "ADDBRACKETS" => Ok(Converter::AddBrackets),
+        "USINGPLUGGIN" => Err(ConfigError::Unsupported {
             context: fields.context.clone(),
             key: format!("optionName {name}"),
-            why: match name.as_str() {
-                "USINGPLUGGIN" => "no Java plug-ins",
-                _ => "not supported yet",
-            }
-            .into(),
+            why: "Java plug-ins (className) cannot run in kpl agent".into(),
         }),
         _ => Err(invalid(
             fields,
             format!(
-                "optionName {name:?}: expected one of SINGLELINE, CSVTOJSON, LOGTOJSON, ADDMETADATA, ADDEC2METADATA"
+                "optionName {name:?}: expected one of SINGLELINE, CSVTOJSON, LOGTOJSON, ADDMETADATA, ADDEC2METADATA, ADDBRACKETS"
             ),
         )),
     }

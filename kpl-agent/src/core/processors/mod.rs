@@ -21,6 +21,7 @@
 //! | `ADDMETADATA` | `metadata` (any JSON), `timestamp` (`"true"`), `jsonFormat` | |
 //! | `ADDEC2METADATA` | `metadataTTL` (seconds, 3600), `logFormat` (accepted, unused, as by the agent), `jsonFormat` | `imdsEndpoint` (an `http://` URL; default: the AWS SDK's, `AWS_EC2_METADATA_SERVICE_ENDPOINT`) |
 //!
+//! `ADDBRACKETS` (undocumented in the agent) wraps the record in `{` and `}`, its `\n` inside.
 //! `jsonFormat` is `COMPACT` (default) or `PRETTYPRINT` (Jackson's pretty printer; undocumented in the
 //! agent). A flow's `deadLetterFile` (ours) keeps the records a converter could not convert (see
 //! [`crate::core::process`]).
@@ -30,8 +31,8 @@
 //! - Configuration: an option with an unknown key, an unknown `optionName` or `parseOptions` entry, a
 //!   `matchPattern` whose group count differs from `customFieldNames` (the agent drops every record), or
 //!   a `timestamp` other than true/false (the agent reads `"yes"` as false and fails on a JSON boolean;
-//!   we take `true`, `"true"`, `false`, `"false"`) is refused at startup. `ADDBRACKETS` and
-//!   `USINGPLUGGIN` (Java plug-ins) are refused. Enum values are accepted in any case, with a warning.
+//!   we take `true`, `"true"`, `false`, `"false"`) is refused at startup. `USINGPLUGGIN` (Java
+//!   plug-ins) is refused. Enum values are accepted in any case, with a warning.
 //! - Regular expressions (`delimiter`, `matchPattern`) are the `regex` crate's: Java's syntax for
 //!   everything but look-around and back-references (refused at startup), and `\w`, `\d`, `\s`, `.` with
 //!   Unicode meanings (a `.` also matches `\r`). The built-in patterns keep Java's ASCII meanings.
@@ -97,6 +98,9 @@ pub enum Converter {
     AddMetadata(AddMetadata),
     /// `ADDEC2METADATA`.
     AddEc2Metadata(AddEc2Metadata),
+    /// `ADDBRACKETS` (undocumented in the agent, `BracketsDataConverter.java`): `{`, the record as it is
+    /// (its `\n` included), `}`.
+    AddBrackets,
 }
 
 impl Converter {
@@ -108,6 +112,7 @@ impl Converter {
             Converter::LogToJson(_) => "LOGTOJSON",
             Converter::AddMetadata(_) => "ADDMETADATA",
             Converter::AddEc2Metadata(_) => "ADDEC2METADATA",
+            Converter::AddBrackets => "ADDBRACKETS",
         }
     }
 
@@ -119,6 +124,7 @@ impl Converter {
             Converter::LogToJson(converter) => converter.convert(text),
             Converter::AddMetadata(converter) => Converted::Text(converter.convert(text, context.now)),
             Converter::AddEc2Metadata(converter) => converter.convert(text),
+            Converter::AddBrackets => Converted::Text(format!("{{{text}}}")),
         }
     }
 }
