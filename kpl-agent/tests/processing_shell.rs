@@ -98,6 +98,20 @@ async fn lines_logtojson_cannot_match_go_to_the_dead_letter_file_and_the_checkpo
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_file_that_cannot_be_written_sends_the_record_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("app.log"), "Nov  3 14:05:01 web7 cron: ok\nnot syslog\n").unwrap();
+    let flow = format!(
+        r#""deadLetterFile": "{}/missing-dir/dead.jsonl",
+            "dataProcessingOptions": [{{"optionName": "LOGTOJSON", "logFormat": "SYSLOG"}}]"#,
+        dir.path().display()
+    );
+    let (summary, records) = run_flow(dir.path(), &flow, |summary| summary.records_delivered == 2).await;
+    assert_eq!(summary.records_unconverted, 1);
+    assert_eq!(records[1], "not syslog\n", "nothing is lost");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_csv_file_resumed_past_its_header_row_takes_its_names_from_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("users.log");

@@ -66,7 +66,9 @@ pub struct FlowConfig {
     pub processor: Processor,
     /// Ours, `deadLetterFile`: records a converter could not convert are appended to this file (one
     /// JSON line each: flow, file, offset, converter, reason, record) instead of being dropped or sent
-    /// raw as the agent does. A record is confirmed once written there.
+    /// raw as the agent does. The file is created if needed (not its directory); checkpoints pass such a
+    /// record only once the file is synced to disk. If it cannot be written, the record is sent raw and
+    /// the error logged.
     pub dead_letter_file: Option<PathBuf>,
 }
 

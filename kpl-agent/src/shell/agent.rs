@@ -328,6 +328,13 @@ impl Agent {
 
     /// Commits every changed checkpoint in one transaction.
     fn save(&mut self) {
+        // A checkpoint passes dead-lettered records only once they are on disk.
+        for flow in &mut self.flows {
+            if let Err(error) = flow.sync_dead_letter() {
+                tracing::error!(flow = %flow.config.id(), %error, "cannot sync the dead-letter file; checkpoints not saved");
+                return;
+            }
+        }
         let rows: Vec<_> = self.flows.iter().flat_map(|flow| flow.tailer.dirty_checkpoints()).collect();
         match self.store.save(&rows, SystemTime::now()) {
             Ok(()) => {

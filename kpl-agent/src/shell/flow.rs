@@ -46,8 +46,9 @@ pub(crate) struct FlowRuntime {
     /// When delivery failures were last logged, and how many since.
     pub(crate) last_failure_log: Option<Instant>,
     pub(crate) failures_unlogged: u64,
-    /// `deadLetterFile`, once opened.
+    /// `deadLetterFile`, once opened, and whether it has lines not yet synced to disk.
     dead_letter: Option<File>,
+    dead_letter_unsynced: bool,
     /// Whether an unconverted record was warned about (the first one is; the rest are counted).
     warned_unconverted: bool,
 }
@@ -78,6 +79,7 @@ impl FlowRuntime {
             last_failure_log: None,
             failures_unlogged: 0,
             dead_letter: None,
+            dead_letter_unsynced: false,
             warned_unconverted: false,
         }
     }
@@ -277,6 +279,18 @@ impl FlowRuntime {
         }
     }
 
+    /// Flushes the dead-letter file to disk (before checkpoints that pass its records are saved).
+    pub(crate) fn sync_dead_letter(&mut self) -> std::io::Result<()> {
+        match &self.dead_letter {
+            Some(file) if self.dead_letter_unsynced => {
+                file.sync_data()?;
+                self.dead_letter_unsynced = false;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn write_dead_letter(&mut self, line: &str) -> std::io::Result<()> {
         let file = match &mut self.dead_letter {
             Some(file) => file,
@@ -290,7 +304,9 @@ impl FlowRuntime {
             }
         };
         // One write of the whole line, so that concurrent appenders do not interleave within it.
-        file.write_all(line.as_bytes())
+        file.write_all(line.as_bytes())?;
+        self.dead_letter_unsynced = true;
+        Ok(())
     }
 
     /// Gives the processor the first line of file `key` when a CSV header row is wanted for its record at
