@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{ConfigError, Fields};
 use crate::core::processors::{
     AddEc2Metadata, AddMetadata, Converter, CsvMode, CsvToJson, JsonFormat, LogFormat, LogToJson,
-    LogToJsonOptions, SingleLine,
+    LogToJsonOptions, Rfc4180, SingleLine,
 };
 
 /// The converters of `dataProcessingOptions` (absent or null: none).
@@ -135,7 +135,7 @@ fn csv_to_json(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Conver
         let byte = rfc4180_delimiter(&delimiter).ok_or_else(|| {
             invalid(fields, format!("delimiter {delimiter:?}: with rfc4180, one ASCII character (or \\t)"))
         })?;
-        CsvMode::Rfc4180(byte)
+        CsvMode::Rfc4180(Box::new(Rfc4180::new(byte)))
     } else {
         let regex = regex::Regex::new(&delimiter).map_err(|error| ConfigError::Invalid {
             context: fields.context.clone(),

@@ -18,9 +18,66 @@ pub enum CsvMode {
     /// between every character and `"\\t"` is a TAB); no quoting; trailing empty columns are dropped (and
     /// so become null).
     Agent(Regex),
-    /// Ours, `"rfc4180": true`: RFC 4180 quoting (`"a,b"`, `""` for a quote) through the `csv` crate, with
-    /// a one-byte delimiter; a trailing `\r` ends the row; empty columns are empty strings, not null.
-    Rfc4180(u8),
+    /// Ours, `"rfc4180": true`: RFC 4180 quoting (`"a,b"`, `""` for a quote) through the `csv` crate's
+    /// parser (`csv-core`), with a one-byte delimiter; a trailing `\r` ends the row; empty columns are
+    /// empty strings, not null.
+    Rfc4180(Box<Rfc4180>),
+}
+
+/// An RFC 4180 row parser, built once (its DFA) and reset for each record.
+#[derive(Debug)]
+pub struct Rfc4180 {
+    delimiter: u8,
+    reader: csv_core::Reader,
+    output: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// Built again: csv-core 0.1.13's `Dfa::clone` copies only the transition table (not the output table
+/// or the byte classes), so a cloned reader misparses every row.
+impl Clone for Rfc4180 {
+    fn clone(&self) -> Rfc4180 {
+        Rfc4180::new(self.delimiter)
+    }
+}
+
+impl Rfc4180 {
+    /// A parser with this delimiter.
+    pub fn new(delimiter: u8) -> Rfc4180 {
+        let reader = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
+        Rfc4180 { delimiter, reader, output: Vec::new(), ends: Vec::new() }
+    }
+
+    /// The columns of the one row in `line`.
+    fn row(&mut self, line: &[u8]) -> Result<Vec<String>, String> {
+        use csv_core::ReadRecordResult;
+        self.reader.reset();
+        // Unquoting only shrinks a row, and it has at most one field per byte, plus one.
+        self.output.resize(line.len(), 0);
+        self.ends.resize(line.len() + 1, 0);
+        let (mut result, read, written, mut fields) =
+            self.reader.read_record(line, &mut self.output, &mut self.ends);
+        if result == ReadRecordResult::InputEmpty {
+            // No terminator at the end: an empty input ends the row (end positions count from the row's
+            // start, across calls).
+            let (output, ends) = (&mut self.output[written..], &mut self.ends[fields..]);
+            let (last, _, _, more) = self.reader.read_record(&[], output, ends);
+            (result, fields) = (last, fields + more);
+        } else if line[read..].iter().any(|byte| !matches!(byte, b'\r' | b'\n')) {
+            return Err("several CSV rows in one record (a line break outside quotes)".into());
+        }
+        if result == ReadRecordResult::End {
+            return Ok(Vec::new());
+        }
+        let mut start = 0;
+        Ok((self.ends[..fields].iter())
+            .map(|&end| {
+                let field = String::from_utf8_lossy(&self.output[start..end]).into_owned();
+                start = end;
+                field
+            })
+            .collect())
+    }
 }
 
 /// `CSVTOJSON`: `customFieldNames` (required unless `headerRow`), `delimiter` (default `,`).
@@ -54,27 +111,12 @@ impl CsvToJson {
         }
     }
 
-    fn columns(&self, line: &str) -> Result<Vec<String>, String> {
-        match &self.mode {
+    fn columns(&mut self, line: &str) -> Result<Vec<String>, String> {
+        match &mut self.mode {
             CsvMode::Agent(delimiter) => {
                 Ok(java_split(line, delimiter).into_iter().map(str::to_owned).collect())
             }
-            CsvMode::Rfc4180(delimiter) => {
-                let mut reader = ::csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .flexible(true)
-                    .delimiter(*delimiter)
-                    .from_reader(line.as_bytes());
-                let mut rows = reader.records();
-                let row = match rows.next() {
-                    None => return Ok(Vec::new()),
-                    Some(row) => row.map_err(|error| format!("not RFC 4180 CSV: {error}"))?,
-                };
-                if rows.next().is_some() {
-                    return Err("several CSV rows in one record (a line break outside quotes)".into());
-                }
-                Ok(row.iter().map(str::to_owned).collect())
-            }
+            CsvMode::Rfc4180(reader) => reader.row(line.as_bytes()),
         }
     }
 
@@ -127,5 +169,28 @@ impl CsvToJson {
                 self.headers.remove(&oldest);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc4180_rows_also_after_a_clone() {
+        let mut parser = Rfc4180::new(b',').clone();
+        let mut row = |line: &str| parser.row(line.as_bytes());
+        assert_eq!(row("id,name"), Ok(vec!["id".to_owned(), "name".to_owned()]));
+        assert_eq!(row("a,\"b,c\",\r"), Ok(vec!["a".to_owned(), "b,c".to_owned(), String::new()]));
+        assert_eq!(row(""), Ok(vec![]));
+        assert!(row("1,2\n3,4").is_err());
+        let mut csv = CsvToJson::new(
+            Vec::new(),
+            CsvMode::Rfc4180(Box::new(Rfc4180::new(b','))),
+            true,
+            JsonFormat::Compact,
+        );
+        let context = RecordContext { key: FileKey(1), start: 0, now: std::time::SystemTime::now() };
+        assert_eq!(csv.convert("id,name\n", &context), Converted::Consumed);
     }
 }

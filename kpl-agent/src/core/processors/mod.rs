@@ -52,7 +52,7 @@ mod single_line;
 
 use std::time::SystemTime;
 
-pub use self::csv::{CsvMode, CsvToJson};
+pub use self::csv::{CsvMode, CsvToJson, Rfc4180};
 pub use self::ec2::{AddEc2Metadata, Ec2Metadata, IDENTITY_DOCUMENT_PATH};
 pub use self::log::{LogFormat, LogToJson, LogToJsonOptions};
 pub use self::metadata::AddMetadata;
