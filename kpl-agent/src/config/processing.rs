@@ -203,8 +203,10 @@ fn add_metadata(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Conve
 }
 
 fn add_ec2_metadata(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Converter, ConfigError> {
-    // The agent requires a logFormat here and never uses it: accepted (and checked), not required.
+    // The agent requires a logFormat here and never uses it: accepted (and checked), not required. It
+    // builds a log parser from these too, and never uses it.
     log_format(fields, warnings)?;
+    fields.no_effect(&["customFieldNames", "matchPattern"], "ADDEC2METADATA does not parse lines", warnings);
     let ttl = Duration::from_secs(fields.number("metadataTTL", 3600, 1, 31_536_000)?);
     let endpoint = fields.string("imdsEndpoint")?;
     if let Some(endpoint) = &endpoint

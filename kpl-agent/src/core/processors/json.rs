@@ -2,6 +2,8 @@
 //! repeated name keeps its first place and takes the last value), compact, or pretty with Jackson's
 //! `DefaultPrettyPrinter` (`{`, two-space indent, `"name" : value`, arrays as `[ a, b ]`).
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 /// `jsonFormat`: how converters write JSON.
@@ -13,6 +15,9 @@ pub enum JsonFormat {
     /// `PRETTYPRINT`: Jackson's default pretty printer (the agent's undocumented option).
     Pretty,
 }
+
+/// Up to this many fields, repeated names are found by a linear scan; above, with a hash map.
+const LINEAR_MERGE_MAX: usize = 16;
 
 /// One value of a converter's output object.
 #[derive(Debug, Clone, Copy)]
@@ -27,10 +32,23 @@ pub(crate) enum Field<'a> {
 pub(crate) fn object_line(fields: &[(&str, Field<'_>)], format: JsonFormat) -> String {
     // LinkedHashMap.put: a repeated name keeps its first place and takes the last value.
     let mut merged: Vec<(&str, Field<'_>)> = Vec::with_capacity(fields.len());
-    for (name, value) in fields {
-        match merged.iter_mut().find(|(seen, _)| seen == name) {
-            Some(slot) => slot.1 = *value,
-            None => merged.push((name, *value)),
+    if fields.len() <= LINEAR_MERGE_MAX {
+        for (name, value) in fields {
+            match merged.iter_mut().find(|(seen, _)| seen == name) {
+                Some(slot) => slot.1 = *value,
+                None => merged.push((name, *value)),
+            }
+        }
+    } else {
+        let mut places: HashMap<&str, usize> = HashMap::with_capacity(fields.len());
+        for (name, value) in fields {
+            match places.get(name) {
+                Some(&place) => merged[place].1 = *value,
+                None => {
+                    places.insert(name, merged.len());
+                    merged.push((name, *value));
+                }
+            }
         }
     }
     let mut out = String::with_capacity(64 * merged.len());
@@ -124,6 +142,20 @@ mod tests {
     fn objects_keep_field_order_and_a_repeated_name_keeps_its_place_with_the_last_value() {
         let fields = [("b", Field::Text(Some("1"))), ("a", Field::Text(None)), ("b", Field::Text(Some("2")))];
         assert_eq!(object_line(&fields, JsonFormat::Compact), "{\"b\":\"2\",\"a\":null}\n");
+    }
+
+    #[test]
+    fn many_fields_merge_repeated_names_as_few_do() {
+        let names: Vec<String> = (0..40).map(|n| format!("c{}", n % 30)).collect();
+        let fields: Vec<(&str, Field<'_>)> =
+            names.iter().map(|name| (name.as_str(), Field::Text(Some(name.as_str())))).collect();
+        let line = object_line(&fields, JsonFormat::Compact);
+        let expected: Vec<String> = (0..30).map(|n| format!("\"c{n}\":\"c{n}\"")).collect();
+        assert_eq!(line, format!("{{{}}}\n", expected.join(",")));
+        let last = [("a", Field::Text(Some("1"))); 20];
+        let mut fields = last.to_vec();
+        fields.push(("a", Field::Text(None)));
+        assert_eq!(object_line(&fields, JsonFormat::Compact), "{\"a\":null}\n");
     }
 
     #[test]
