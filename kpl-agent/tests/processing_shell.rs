@@ -130,8 +130,8 @@ async fn a_csv_file_resumed_past_its_header_row_takes_its_names_from_the_file() 
 const IDENTITY: &str = r#"{"accountId": "123456789012", "availabilityZone": "eu-west-1b", "imageId": "ami-0abc",
     "instanceId": "i-0123", "instanceType": "m7g.large", "privateIp": "10.0.0.7", "region": "eu-west-1"}"#;
 
-/// A fake IMDSv2 on 127.0.0.1: a session token for `PUT /latest/api/token`, the identity document for a
-/// GET that carries that token, 401 for anything else. Returns its URL and how many documents it served.
+/// A fake IMDSv2 on 127.0.0.1: a session token for `PUT /latest/api/token`, the identity document and
+/// two tags for GETs that carry that token, 401 without it. Returns its URL and how many documents it served.
 async fn fake_imds() -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -157,6 +157,13 @@ async fn fake_imds() -> (String, Arc<AtomicUsize>) {
                 {
                     counter.fetch_add(1, Ordering::SeqCst);
                     ("200 OK", IDENTITY)
+                } else if request.contains("x-aws-ec2-metadata-token: token-1") {
+                    match request.split(' ').nth(1) {
+                        Some("/latest/meta-data/tags/instance") => ("200 OK", "Name\nTeam"),
+                        Some("/latest/meta-data/tags/instance/name") => ("200 OK", "web-7"),
+                        Some("/latest/meta-data/tags/instance/team") => ("200 OK", "shop"),
+                        _ => ("404 Not Found", ""),
+                    }
                 } else {
                     ("401 Unauthorized", "")
                 };
@@ -179,7 +186,8 @@ async fn addec2metadata_adds_the_instance_identity_read_through_imdsv2() {
     fs::write(dir.path().join("app.log"), "1,start\n2,stop\n").unwrap();
     let flow = format!(
         r#""dataProcessingOptions": [{{"optionName": "CSVTOJSON", "customFieldNames": ["n", "event"]}},
-            {{"optionName": "ADDEC2METADATA", "logFormat": "COMMONAPACHELOG", "imdsEndpoint": "{url}"}}]"#
+            {{"optionName": "ADDEC2METADATA", "logFormat": "COMMONAPACHELOG", "imdsEndpoint": "{url}",
+              "tagsFromInstanceMetadata": true}}]"#
     );
     let (summary, records) = run_flow(dir.path(), &flow, |summary| summary.records_delivered == 2).await;
     assert_eq!(summary.records_unconverted, 0);
@@ -198,9 +206,11 @@ async fn addec2metadata_adds_the_instance_identity_read_through_imdsv2() {
             "amiId",
             "region",
             "metadataTimestamp",
+            "tags",
         ];
         assert_eq!(keys, expected);
         assert_eq!((object["n"].as_str(), object["instanceId"].as_str()), (Some(n), Some("i-0123")));
         assert_eq!(object["amiId"], "ami-0abc");
+        assert_eq!(object["tags"], serde_json::json!({"name": "web-7", "team": "shop"}));
     }
 }

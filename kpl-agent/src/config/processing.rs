@@ -219,6 +219,7 @@ fn add_ec2_metadata(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<C
             expected: "an http:// or https:// URL".into(),
         });
     }
+    let tags = fields.boolean("tagsFromInstanceMetadata", false)?;
     let json = json_format(fields, warnings)?;
-    Ok(Converter::AddEc2Metadata(AddEc2Metadata::new(ttl, endpoint, json)))
+    Ok(Converter::AddEc2Metadata(AddEc2Metadata::new(ttl, endpoint, tags, json)))
 }

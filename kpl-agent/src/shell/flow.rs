@@ -343,8 +343,8 @@ impl FlowRuntime {
     /// agent.
     pub(crate) async fn refresh_ec2_metadata(&mut self, now: Instant) {
         let Some(converter) = self.config.processor.ec2_metadata_due(now) else { return };
-        let endpoint = converter.endpoint().map(str::to_owned);
-        let metadata = match imds::read_identity(endpoint.as_deref()).await {
+        let (endpoint, tags) = (converter.endpoint().map(str::to_owned), converter.tags());
+        let metadata = match imds::read_identity(endpoint.as_deref(), tags).await {
             Ok(metadata) => {
                 tracing::info!(flow = %self.config.id(), "EC2 instance metadata read");
                 Some(metadata)

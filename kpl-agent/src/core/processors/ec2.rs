@@ -12,6 +12,9 @@ use super::metadata::utc_with_offset;
 
 /// The instance identity document's path (the one `EC2MetadataUtils.getInstanceInfo` reads).
 pub const IDENTITY_DOCUMENT_PATH: &str = "/latest/dynamic/instance-identity/document";
+/// The instance's tag keys, one per line, when tags are allowed in instance metadata; a key's value is
+/// at this path, `/`, the key.
+pub const TAGS_PATH: &str = "/latest/meta-data/tags/instance";
 
 /// The fields added, in the agent's order, from the identity document's keys.
 const FIELDS: [(&str, &str); 7] = [
@@ -26,8 +29,10 @@ const FIELDS: [(&str, &str); 7] = [
 
 /// What is added to each record: `privateIp`, `availabilityZone`, `instanceId`, `instanceType`,
 /// `accountId`, `amiId`, `region` (null when the document lacks them) and `metadataTimestamp` (when it
-/// was read, `yyyy-MM-ddTHH:mm:ss+0000`: UTC, where the agent uses the host's time zone). The agent's
-/// `tags` (from EC2 `DescribeTags`) are not added.
+/// was read, `yyyy-MM-ddTHH:mm:ss+0000`: UTC, where the agent uses the host's time zone), then `tags`
+/// (keys lowercased) when `tagsFromInstanceMetadata` is set and the instance allows tags in its
+/// metadata. The agent reads tags with EC2 `DescribeTags` (needing `ec2:DescribeTags`); we read them
+/// from the instance metadata, so without that option (or that instance setting) there is no `tags`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ec2Metadata {
     fields: Map<String, Value>,
@@ -48,6 +53,15 @@ impl Ec2Metadata {
         fields.insert("metadataTimestamp".into(), Value::String(utc_with_offset(fetched_at)));
         Ok(Ec2Metadata { fields })
     }
+
+    /// Adds `tags`: an object of the instance's tags, keys lowercased (as the agent writes them), in the
+    /// given order.
+    pub fn with_tags(mut self, tags: Vec<(String, String)>) -> Ec2Metadata {
+        let tags: Map<String, Value> =
+            tags.into_iter().map(|(key, value)| (key.to_lowercase(), Value::String(value))).collect();
+        self.fields.insert("tags".into(), Value::Object(tags));
+        self
+    }
 }
 
 /// `ADDEC2METADATA`: `metadataTTL` (seconds, default 3600), `jsonFormat`, and ours, `imdsEndpoint`.
@@ -61,6 +75,7 @@ impl Ec2Metadata {
 pub struct AddEc2Metadata {
     ttl: Duration,
     endpoint: Option<String>,
+    tags: bool,
     json: JsonFormat,
     metadata: Option<Ec2Metadata>,
     next_refresh: Option<Instant>,
@@ -68,9 +83,15 @@ pub struct AddEc2Metadata {
 
 impl AddEc2Metadata {
     /// A converter refreshing its metadata every `ttl` from `endpoint` (None: the AWS SDK's IMDS
-    /// endpoint, `http://169.254.169.254` unless `AWS_EC2_METADATA_SERVICE_ENDPOINT` says otherwise).
-    pub fn new(ttl: Duration, endpoint: Option<String>, json: JsonFormat) -> AddEc2Metadata {
-        AddEc2Metadata { ttl, endpoint, json, metadata: None, next_refresh: None }
+    /// endpoint, `http://169.254.169.254` unless `AWS_EC2_METADATA_SERVICE_ENDPOINT` says otherwise),
+    /// with the instance's tags if `tags`.
+    pub fn new(ttl: Duration, endpoint: Option<String>, tags: bool, json: JsonFormat) -> AddEc2Metadata {
+        AddEc2Metadata { ttl, endpoint, tags, json, metadata: None, next_refresh: None }
+    }
+
+    /// Whether the instance's tags are read too (`tagsFromInstanceMetadata`).
+    pub fn tags(&self) -> bool {
+        self.tags
     }
 
     /// The IMDS endpoint to read from (None: the SDK's default).
@@ -119,7 +140,7 @@ mod tests {
         "region": "eu-west-1"}"#;
 
     fn converter() -> AddEc2Metadata {
-        let mut converter = AddEc2Metadata::new(Duration::from_secs(3600), None, JsonFormat::Compact);
+        let mut converter = AddEc2Metadata::new(Duration::from_secs(3600), None, false, JsonFormat::Compact);
         let at = UNIX_EPOCH + Duration::from_secs(1_796_058_648);
         converter.refreshed(
             Some(Ec2Metadata::from_identity_document(DOCUMENT, at).unwrap_or_else(|e| panic!("{e}"))),
@@ -141,14 +162,14 @@ mod tests {
     fn a_record_that_is_not_a_json_object_fails_and_without_metadata_records_pass_unchanged() {
         assert!(matches!(converter().convert("[1, 2]\n"), Converted::Failed(_)));
         assert!(matches!(converter().convert("plain text\n"), Converted::Failed(_)));
-        let empty = AddEc2Metadata::new(Duration::from_secs(60), None, JsonFormat::Compact);
+        let empty = AddEc2Metadata::new(Duration::from_secs(60), None, false, JsonFormat::Compact);
         assert_eq!(empty.convert("plain text\n"), Converted::Text("plain text\n".into()));
     }
 
     #[test]
     fn refreshes_are_due_at_start_and_after_the_ttl_and_a_failure_keeps_the_metadata() {
         let start = Instant::now();
-        let mut converter = AddEc2Metadata::new(Duration::from_secs(60), None, JsonFormat::Compact);
+        let mut converter = AddEc2Metadata::new(Duration::from_secs(60), None, false, JsonFormat::Compact);
         assert!(converter.refresh_due(start));
         let metadata = Ec2Metadata::from_identity_document(DOCUMENT, UNIX_EPOCH).ok();
         converter.refreshed(metadata, start);
@@ -158,5 +179,16 @@ mod tests {
         assert!(!converter.refresh_due(start + Duration::from_secs(61)));
         assert!(matches!(converter.convert("{}"), Converted::Text(text) if text.contains("i-0123")));
         assert!(Ec2Metadata::from_identity_document("<html>", UNIX_EPOCH).is_err());
+    }
+
+    #[test]
+    fn tags_come_last_with_lowercased_keys() {
+        let metadata = Ec2Metadata::from_identity_document(DOCUMENT, UNIX_EPOCH).ok().map(|metadata| {
+            metadata.with_tags(vec![("Name".into(), "web-7".into()), ("Team".into(), "Shop".into())])
+        });
+        let mut converter = AddEc2Metadata::new(Duration::from_secs(60), None, true, JsonFormat::Compact);
+        converter.refreshed(metadata, Instant::now());
+        let Converted::Text(text) = converter.convert("{}") else { panic!("not converted") };
+        assert!(text.ends_with(",\"tags\":{\"name\":\"web-7\",\"team\":\"Shop\"}}\n"), "{text}");
     }
 }

@@ -19,7 +19,7 @@
 //! | `CSVTOJSON` | `customFieldNames` (required unless `headerRow`), `delimiter` (a regex, default `,`), `jsonFormat` | `rfc4180` (quoting; `delimiter` then one character, or `\t`), `headerRow` |
 //! | `LOGTOJSON` | `logFormat` (`COMMONAPACHELOG`, `COMBINEDAPACHELOG`, `APACHEERRORLOG`, `SYSLOG`, `RFC3339SYSLOG`), `matchPattern`, `customFieldNames`, `jsonFormat` | `logFormat` `RFC5424SYSLOG`; `allowIPv6`, `allowEmptyFields` (Apache formats); `allowPriority` (`SYSLOG`, `RFC3339SYSLOG`) |
 //! | `ADDMETADATA` | `metadata` (any JSON), `timestamp` (`"true"`), `jsonFormat` | |
-//! | `ADDEC2METADATA` | `metadataTTL` (seconds, 3600), `logFormat` (accepted, unused, as by the agent), `jsonFormat` | `imdsEndpoint` (an `http://` URL; default: the AWS SDK's, `AWS_EC2_METADATA_SERVICE_ENDPOINT`) |
+//! | `ADDEC2METADATA` | `metadataTTL` (seconds, 3600), `logFormat` (accepted, unused, as by the agent), `jsonFormat` | `imdsEndpoint` (an `http://` URL; default: the AWS SDK's, `AWS_EC2_METADATA_SERVICE_ENDPOINT`), `tagsFromInstanceMetadata` |
 //!
 //! `ADDBRACKETS` (undocumented in the agent) wraps the record in `{` and `}`, its `\n` inside.
 //! `jsonFormat` is `COMPACT` (default) or `PRETTYPRINT` (Jackson's pretty printer; undocumented in the
@@ -41,7 +41,8 @@
 //! - A record that cannot be converted is counted and logged (the first at WARN with the reason), where
 //!   the agent logs a bare "1 record parsed but skipped".
 //! - ADDEC2METADATA: `metadataTimestamp` is in UTC (`+0000`; the agent uses the host's time zone), and
-//!   `tags` (EC2 `DescribeTags`) are not added.
+//!   `tags` come from the instance metadata with `tagsFromInstanceMetadata` (the agent calls EC2
+//!   `DescribeTags`), so there is none without it.
 
 mod csv;
 mod ec2;
@@ -53,7 +54,7 @@ mod single_line;
 use std::time::SystemTime;
 
 pub use self::csv::{CsvMode, CsvToJson, Rfc4180};
-pub use self::ec2::{AddEc2Metadata, Ec2Metadata, IDENTITY_DOCUMENT_PATH};
+pub use self::ec2::{AddEc2Metadata, Ec2Metadata, IDENTITY_DOCUMENT_PATH, TAGS_PATH};
 pub use self::log::{LogFormat, LogToJson, LogToJsonOptions};
 pub use self::metadata::AddMetadata;
 pub use self::single_line::SingleLine;
