@@ -7,6 +7,7 @@ mod discovery;
 mod flow;
 mod imds;
 mod keys;
+mod processing;
 mod store;
 
 pub use agent::{AgentError, RECORD_OVERHEAD, RunSummary, run, run_with_progress};
