@@ -1,11 +1,12 @@
 //! One flow of `agent.json`: which files, into which stream, framed how.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use regex::bytes::Regex;
 use serde_json::Value;
 
-use super::{ConfigError, Fields};
+use super::{ConfigError, Fields, processing};
 use crate::core::{FramingConfig, InitialPosition, OversizePolicy, Processor, TailerConfig};
 
 /// The longest partition key (Kinesis: 256 characters): framing keeps records this much under the
@@ -60,8 +61,15 @@ pub struct FlowConfig {
     /// Ours, `copyTruncateHoldMillis` (default 5000): how long a likely copytruncate copy waits for the
     /// truncation before it is read as a new file.
     pub copy_hold: Duration,
-    /// The processing step (none yet: `dataProcessingOptions` is refused).
+    /// `dataProcessingOptions`: the converters applied to each record, in order (see
+    /// [`crate::core::processors`] for each and where it differs from the agent).
     pub processor: Processor,
+    /// Ours, `deadLetterFile`: records a converter could not convert are appended to this file (one
+    /// JSON line each: flow, file, offset, converter, reason, record) instead of being dropped or sent
+    /// raw as the agent does. The file is created if needed (not its directory); checkpoints pass such a
+    /// record only once the file is synced to disk. If it cannot be written, the record is sent raw and
+    /// the error logged.
+    pub dead_letter_file: Option<PathBuf>,
 }
 
 impl FlowConfig {
@@ -133,15 +141,8 @@ fn flow(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<FlowConfig, C
         "a Firehose setting; Streams flows use KPL aggregation",
     )?;
     fields.unsupported(&["fileFooterPattern"], "not supported yet")?;
-    let processors = fields.take("dataProcessingOptions");
-    if processors.as_ref().and_then(Value::as_array).is_some_and(|list| !list.is_empty()) {
-        return Err(ConfigError::Unsupported {
-            context: fields.context.clone(),
-            key: "dataProcessingOptions".into(),
-            why: "processors (CSVTOJSON, LOGTOJSON, ...) are not supported yet; records are sent as read"
-                .into(),
-        });
-    }
+    let converters = processing::converters(fields.take("dataProcessingOptions"), &fields.context, warnings)?;
+    let dead_letter_file = fields.string("deadLetterFile")?.map(PathBuf::from);
     let file_pattern = fields.required("filePattern")?;
     let kinesis_stream = fields.required("kinesisStream")?;
     let initial_position = fields.choice(
@@ -218,6 +219,7 @@ fn flow(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<FlowConfig, C
         partial_line_flush: (partial > 0).then(|| Duration::from_millis(partial)),
         skip_header_lines: fields.number("skipHeaderLines", 0, 0, u64::from(u32::MAX))?,
     };
+    let processor = Processor::new(converters, dead_letter_file.is_some(), framing.max_record_size);
     Ok(FlowConfig {
         file_pattern,
         kinesis_stream,
@@ -235,6 +237,7 @@ fn flow(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<FlowConfig, C
         rotate_wait: millis(fields, "rotateWaitMillis", 60_000, 0, 86_400_000)?,
         close_inactive: millis(fields, "closeInactiveMillis", 5000, 0, 86_400_000)?,
         copy_hold: millis(fields, "copyTruncateHoldMillis", 5000, 0, 3_600_000)?,
-        processor: Processor::Identity,
+        processor,
+        dead_letter_file,
     })
 }

@@ -5,10 +5,11 @@
 //! `shared/reference/kinesis-agent.md` (a)). Where we differ, the docs of [`AgentConfig`] and
 //! [`FlowConfig`] say so. Unknown keys are warned about (an error with `strict`); agent keys that have no
 //! effect here are warned about by name with the reason; keys whose meaning we cannot honour (Firehose
-//! flows, processors, assumed roles) are errors, never silently ignored.
+//! flows, assumed roles) are errors, never silently ignored.
 
 mod fields;
 mod flow;
+mod processing;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -67,6 +68,14 @@ pub enum ConfigError {
         /// The key.
         key: String,
         /// Why, and what to do instead.
+        why: String,
+    },
+    /// A processing option (`dataProcessingOptions`) that cannot work.
+    #[error("{context}: {why}")]
+    Processing {
+        /// Where: the flow and the option's index.
+        context: String,
+        /// Why.
         why: String,
     },
     /// Unknown keys, with `--strict`.

@@ -68,7 +68,7 @@ fn keys_without_effect_are_named_and_unsupported_ones_refused() {
     assert!(loaded.warnings.iter().any(|w| w.contains("log.level has no effect")));
     for text in [
         r#"{"flows": [{"filePattern": "/a", "deliveryStream": "s"}]}"#,
-        r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": "CSVTOJSON"}]}]}"#,
+        r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": "USINGPLUGGIN"}]}]}"#,
         r#"{"assumeRoleARN": "arn:aws:iam::1:role/x", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#,
     ] {
         assert!(

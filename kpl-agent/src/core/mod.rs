@@ -6,19 +6,21 @@
 //! - [`framing`]: bytes into records with their byte ranges;
 //! - [`progress`]: checkpoint arithmetic tied to delivery;
 //! - [`tailer`]: one flow's discovery diffing, rotation decisions and per-file state;
-//! - [`process`]: the processing step between framing and delivery (the seam for processors).
+//! - [`process`]: the processing step between framing and delivery, the chain of
+//!   [`processors`] (the agent's `dataProcessingOptions`).
 
 pub mod framing;
 pub mod identity;
 pub mod notice;
 pub mod process;
+pub mod processors;
 pub mod progress;
 pub mod tailer;
 
 pub use framing::{Framed, Framer, FramingConfig, OversizePolicy, SkipReason};
 pub use identity::{FINGERPRINT_MAX_LEN, FileId, Fingerprint};
 pub use notice::Notice;
-pub use process::{Processed, Processor};
+pub use process::{Disposition, Processed, ProcessingStats, Processor, Unconverted};
 pub use progress::{NotContiguous, Progress};
 #[cfg(test)]
 mod testing;

@@ -64,6 +64,9 @@ pub struct RunSummary {
     pub delivery_failures: u64,
     /// Records the producer refused as invalid (logged, counted, skipped).
     pub records_refused: u64,
+    /// Records a converter (`dataProcessingOptions`) could not convert: dropped, sent raw or written to
+    /// the dead-letter file, as configured (per flow in the progress log).
+    pub records_unconverted: u64,
     /// Whether the stop was graceful (every record read was delivered) or cut short.
     pub drained: bool,
 }
@@ -232,6 +235,9 @@ impl Agent {
             }
         }
         self.summary.records_read += records.len() as u64;
+        for flow in &mut self.flows {
+            flow.refresh_ec2_metadata(now).await;
+        }
         for (flow, record) in records {
             self.send(flow, record).await;
         }
@@ -251,12 +257,20 @@ impl Agent {
     /// Processes a framed record and puts it into the producer.
     async fn send(&mut self, index: usize, record: TailRecord) {
         let flow = &mut self.flows[index];
-        let data = match flow.config.processor.process(record.data) {
-            Processed::Send(data) => data,
-            Processed::Skip => {
-                flow.tailer.on_delivered(record.key, record.start);
-                return;
+        flow.provide_header(record.key, record.start);
+        let processed =
+            flow.config.processor.process(record.key, record.start, record.data, SystemTime::now());
+        let data = match processed {
+            Processed::Send(data) => Some(data),
+            Processed::Skip => None,
+            Processed::Unconverted(unconverted) => {
+                self.summary.records_unconverted += 1;
+                flow.unconverted(record.key, record.start, unconverted)
             }
+        };
+        let Some(data) = data else {
+            flow.tailer.on_delivered(record.key, record.start);
+            return;
         };
         let key = flow.keys.key(&data);
         let user = UserRecord::new(flow.stream.clone(), key, data);
@@ -314,6 +328,13 @@ impl Agent {
 
     /// Commits every changed checkpoint in one transaction.
     fn save(&mut self) {
+        // A checkpoint passes dead-lettered records only once they are on disk.
+        for flow in &mut self.flows {
+            if let Err(error) = flow.sync_dead_letter() {
+                tracing::error!(flow = %flow.config.id(), %error, "cannot sync the dead-letter file; checkpoints not saved");
+                return;
+            }
+        }
         let rows: Vec<_> = self.flows.iter().flat_map(|flow| flow.tailer.dirty_checkpoints()).collect();
         match self.store.save(&rows, SystemTime::now()) {
             Ok(()) => {
@@ -347,6 +368,7 @@ impl Agent {
         );
         for flow in &self.flows {
             let stats = flow.tailer.stats();
+            let processing = flow.config.processor.stats();
             tracing::info!(
                 flow = %flow.config.id(),
                 files = flow.open_files(),
@@ -355,6 +377,9 @@ impl Agent {
                 truncated = stats.truncated,
                 anomalies = stats.anomalies,
                 key_fallbacks = flow.keys.fallbacks,
+                unconverted_dropped = processing.dropped,
+                unconverted_sent_raw = processing.sent_raw,
+                dead_lettered = processing.dead_lettered,
                 "progress"
             );
         }

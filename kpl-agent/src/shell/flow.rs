@@ -11,6 +11,7 @@ use kpl_tokio::StreamTarget;
 use super::agent::RECORD_OVERHEAD;
 use super::discovery::{self, read_head};
 use super::keys::KeyChooser;
+use super::processing::ProcessingRuntime;
 use crate::config::FlowConfig;
 use crate::core::{Action, FileId, FileKey, HandleCheck, SavedCheckpoint, TailRecord, Tailer};
 
@@ -34,13 +35,15 @@ pub(crate) struct FlowRuntime {
     pub(crate) stream: StreamTarget,
     pub(crate) tailer: Tailer,
     pub(crate) keys: KeyChooser,
-    files: HashMap<FileKey, File>,
+    pub(super) files: HashMap<FileKey, File>,
     pub(crate) next_scan: Instant,
     /// The handle of a file moved to a new key (`HandleCheck::Replaced`): checkpoints must be saved.
     pub(crate) needs_save: bool,
     /// When delivery failures were last logged, and how many since.
     pub(crate) last_failure_log: Option<Instant>,
     pub(crate) failures_unlogged: u64,
+    /// The processing step's run-time state (dead-letter file, warnings).
+    pub(super) processing: ProcessingRuntime,
 }
 
 /// Opens `path` and checks it is still `id`.
@@ -68,6 +71,7 @@ impl FlowRuntime {
             needs_save: false,
             last_failure_log: None,
             failures_unlogged: 0,
+            processing: ProcessingRuntime::default(),
         }
     }
 

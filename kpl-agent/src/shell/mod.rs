@@ -5,7 +5,9 @@ mod agent;
 mod aws;
 mod discovery;
 mod flow;
+mod imds;
 mod keys;
+mod processing;
 mod store;
 
 pub use agent::{AgentError, RECORD_OVERHEAD, RunSummary, run, run_with_progress};
