@@ -60,20 +60,40 @@ mod error;
 mod metrics;
 mod mock;
 mod producer;
+mod properties;
 mod runtime;
+#[cfg(any(feature = "aws", feature = "cloudwatch"))]
+mod settings;
 mod shared;
 
+/// The attribute to implement [`Backend`] with.
+pub use async_trait::async_trait;
 #[cfg(feature = "aws")]
 pub use aws::{AwsBackend, classify};
+/// The AWS SDK crates this one is built on, for configurations and clients of the same versions.
+#[cfg(any(feature = "aws", feature = "cloudwatch"))]
+pub use aws_config;
+#[cfg(feature = "cloudwatch")]
+pub use aws_sdk_cloudwatch;
+#[cfg(feature = "aws")]
+pub use aws_sdk_kinesis;
 pub use backend::Backend;
 pub use blocking::{BlockingProducer, BlockingRecord};
 pub use error::{DeliveryError, ShutdownError, SpawnError};
+/// The sans-IO core, for everything not re-exported here (a [`Runtime`] of your own, the `Producer` state
+/// machine itself).
+pub use kpl_core;
 pub use kpl_core::{
-    AggregationPolicy, Attempt, AttemptError, Metric, MetricName, MetricSample, MetricUnit,
-    MetricsGranularity, MetricsLevel, MetricsQuery, MetricsQueryError, MetricsRollup, MetricsWindow,
-    ProducerConfig, ProducerStats, PutError, RecordError, RecordFailure, RecordReceipt, RequestError,
-    RequestErrorKind, ShardId, ShardMapWait, Stat, StreamTarget, UserRecord,
+    AggregationPolicy, Attempt, AttemptError, ConfigError, ListShardsOutput, ListShardsRequest,
+    LoadedProperties, Metric, MetricName, MetricSample, MetricUnit, MetricsGranularity, MetricsLevel,
+    MetricsQuery, MetricsQueryError, MetricsRollup, MetricsWindow, NON_CORE_KPL_KEYS, ProducerConfig,
+    ProducerConfigBuilder, ProducerStats, PutError, PutRecordsEntry, PutRecordsRequest,
+    PutRecordsResultEntry, RecordError, RecordFailure, RecordReceipt, RequestError, RequestErrorKind,
+    ShardDescription, ShardId, ShardMapWait, Stat, StreamTarget, UserRecord,
 };
+/// The simulated Kinesis that [`MockBackend`] serves.
+pub use kpl_mock_backend;
+pub use kpl_mock_backend::{MockConfig, MockError, MockKinesis};
 #[cfg(feature = "cloudwatch")]
 pub use metrics::{CloudWatchUploader, UploadStats, UploaderHandle};
 #[cfg(feature = "metrics-facade")]
@@ -81,6 +101,13 @@ pub use metrics::{ExporterHandle, FacadeSnapshot, MetricsExporter};
 pub use metrics::{ExtraDimension, MetricsConfig, MetricsConfigError, MetricsError};
 pub use mock::MockBackend;
 pub use producer::{KinesisProducer, ProducerBuilder, RecordFuture};
+pub use properties::{PropertiesFileError, UnappliedSetting, from_properties_file, unapplied_settings};
 #[cfg(feature = "async-std")]
 pub use runtime::AsyncStdRuntime;
 pub use runtime::{Runtime, TokioRuntime};
+#[cfg(any(feature = "aws", feature = "cloudwatch"))]
+pub use settings::ConnectionSettingsError;
+#[cfg(feature = "cloudwatch")]
+pub use settings::cloudwatch_config_loader;
+#[cfg(feature = "aws")]
+pub use settings::kinesis_config_loader;
