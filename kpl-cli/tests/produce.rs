@@ -191,7 +191,7 @@ async fn failed_records_are_grouped_by_error_and_fail_the_run() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("warning") && stderr.contains("BogusSetting"), "{stderr}");
-    assert!(stderr.contains("not used by kpl produce: LogLevel"), "{stderr}");
+    assert!(stderr.contains("LogLevel is not applied: logs go through `tracing`"), "{stderr}");
 }
 
 #[tokio::test]

@@ -290,4 +290,59 @@ mod tests {
         assert!(url("host:99999", None).is_err());
         assert!(url("http://", None).is_err());
     }
+
+    fn loaded(text: &str) -> LoadedProperties {
+        kpl_core::ProducerConfig::from_properties(text).unwrap()
+    }
+
+    #[test]
+    fn certificates_come_from_a_file_or_every_certificate_of_a_directory() {
+        let dir = std::env::temp_dir().join(format!("kpl-tokio-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let certificate = dir.join("root.pem");
+        std::fs::write(&certificate, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+            .unwrap();
+        std::fs::write(dir.join("revoked.r0"), "-----BEGIN X509 CRL-----\n").unwrap();
+        let file = loaded(&format!("CaCertFile = {}\n", certificate.display()));
+        assert!(trust_store(&file).unwrap().is_some());
+        let directory = loaded(&format!("CaCertPath = {}\n", dir.display()));
+        assert!(trust_store(&directory).unwrap().is_some());
+        let not_pem = loaded(&format!("CaCertFile = {}\n", dir.join("revoked.r0").display()));
+        assert!(matches!(
+            trust_store(&not_pem),
+            Err(ConnectionSettingsError::InvalidValue { key: "CaCertFile", .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(
+            trust_store(&file),
+            Err(ConnectionSettingsError::ReadCertificates { key: "CaCertFile", .. })
+        ));
+        assert!(matches!(
+            trust_store(&directory),
+            Err(ConnectionSettingsError::ReadCertificates { key: "CaCertPath", .. })
+        ));
+        assert!(trust_store(&loaded("")).unwrap().is_none());
+    }
+
+    #[test]
+    fn proxy_credentials_need_a_proxy_and_a_user_name() {
+        assert!(proxy_config(&loaded("")).unwrap().is_none());
+        assert!(proxy_config(&loaded("ProxyHost = proxy.corp\nProxyUserName = me\n")).unwrap().is_some());
+        assert!(proxy_config(&loaded("ProxyHost = proxy.corp\nProxyPassword = secret\n")).is_err());
+        assert!(proxy_config(&loaded("ProxyUserName = me\n")).is_err());
+        assert!(proxy_config(&loaded("ProxyHost = proxy.corp\nProxyPort = 0\n")).is_err());
+    }
+
+    #[test]
+    fn invalid_values_are_refused_by_key() {
+        let refused =
+            |text: &str| match kinesis_config_loader(aws_config::ConfigLoader::default(), &loaded(text)) {
+                Err(ConnectionSettingsError::InvalidValue { key, .. }) => key,
+                other => panic!("{text}: {:?}", other.map(|_| ())),
+            };
+        assert_eq!(refused("ConnectTimeout = 0\n"), "ConnectTimeout");
+        assert_eq!(refused("ConnectTimeout = soon\n"), "ConnectTimeout");
+        assert_eq!(refused("KinesisEndpoint = localhost\nKinesisPort = 70000\n"), "KinesisPort");
+        assert_eq!(refused("KinesisEndpoint = localhost:4567\nKinesisPort = 4568\n"), "KinesisEndpoint");
+    }
 }
