@@ -61,6 +61,7 @@ mod metrics;
 mod mock;
 mod producer;
 mod properties;
+mod request_log;
 mod runtime;
 #[cfg(any(feature = "aws", feature = "cloudwatch"))]
 mod settings;
