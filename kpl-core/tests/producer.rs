@@ -587,3 +587,45 @@ fn a_refusal_that_names_no_entry_isolates_each_to_find_the_culprit() {
     assert!(puts[1..].iter().all(|entries| entries.len() == 1), "{puts:?}");
     assert_eq!(puts.len(), 1 + 6);
 }
+
+#[test]
+fn attempts_carry_their_delay_from_the_put_or_the_previous_attempt() {
+    let buffered = Duration::from_millis(100);
+    let mut h = Harness::new(config().record_max_buffered_time(buffered).build().unwrap(), 1);
+    h.start();
+    let put_at = h.now;
+    let id = h.put("k", b"v");
+    h.run(
+        Duration::from_secs(10),
+        first_put_then_success(Reply::Entries(vec![Some("ProvisionedThroughputExceededException")])),
+    );
+    let receipt = h.outcomes[&id].result.as_ref().unwrap();
+    assert_eq!(receipt.put_time(), put_at);
+    let [first, second] = receipt.attempts() else { panic!("{:?}", receipt.attempts()) };
+    // The first attempt waited for the buffering deadline; the second for its backoff after the first.
+    assert_eq!(first.delay(), first.started() - put_at);
+    assert!(first.delay() >= buffered, "{:?}", first.delay());
+    assert_eq!(second.delay(), second.started() - first.ended());
+    assert!(!first.is_successful() && second.is_successful());
+    assert_eq!(first.error().map(|error| error.code()), Some("ProvisionedThroughputExceededException"));
+    assert_eq!(first.duration(), first.ended() - first.started());
+}
+
+#[test]
+fn a_failed_record_is_handed_back_only_when_asked() {
+    let denied = RequestError::new(RequestErrorKind::Fatal, Some("AccessDeniedException"), "no");
+    for returned in [false, true] {
+        let mut h = Harness::new(config().return_user_record_on_failure(returned).build().unwrap(), 1);
+        h.start();
+        let record = UserRecord::new(stream(), "k", &b"the data"[..]).with_explicit_hash_key("42");
+        let id = h.producer.put_record(h.now, record.clone()).unwrap();
+        h.put.insert(id, record.clone());
+        h.producer.flush(h.now, None);
+        h.run(Duration::ZERO, |_| Reply::Error(denied.clone()));
+        let failure = h.outcomes[&id].result.clone().unwrap_err();
+        assert_eq!(failure.error(), &RecordError::Rejected(denied.clone()));
+        assert_eq!(failure.put_time(), common::epoch());
+        assert_eq!(failure.record().is_some(), returned);
+        assert_eq!(failure.into_record(), returned.then_some(record));
+    }
+}
