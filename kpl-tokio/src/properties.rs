@@ -176,7 +176,8 @@ mod tests {
         assert!(matches!(from_properties_file(&missing), Err(PropertiesFileError::Read { .. })));
         let path =
             std::env::temp_dir().join(format!("kpl-tokio-properties-{}.properties", std::process::id()));
-        std::fs::write(&path, "RecordTtl = 1000\nLogLevel = info\nReturnUserRecordOnFailure = true\n").unwrap();
+        std::fs::write(&path, "RecordTtl = 1000\nLogLevel = info\nReturnUserRecordOnFailure = true\n")
+            .unwrap();
         let loaded = from_properties_file(&path).unwrap();
         assert_eq!(loaded.config.record_ttl(), std::time::Duration::from_millis(1000));
         assert!(loaded.config.return_user_record_on_failure());

@@ -60,7 +60,7 @@ fn invalid(key: &'static str, value: &str, reason: impl Into<String>) -> Connect
 /// | `KinesisEndpoint`, `KinesisPort` | `loader.endpoint_url(..)`: `https://{KinesisEndpoint}:{KinesisPort}` (the KPL's form, port 443 by default). A URL with a scheme (`http://127.0.0.1:4567`) is also accepted (ours, for local servers); `KinesisPort` is added when it names no port |
 /// | `ProxyHost`, `ProxyPort`, `ProxyUserName`, `ProxyPassword` | an HTTP proxy for every request (port 443 by default, as in the KPL), with basic authentication |
 /// | `CaCertFile`, `CaCertPath` | the trusted roots: the PEM certificates of that file, or of every file in that directory, *instead of* the system's (as the KPL's `CAINFO`/`CAPATH`) |
-/// | `VerifyCertificate` | `true` is the only behaviour: `false` is listed by [`unapplied_settings`] |
+/// | `VerifyCertificate` | `true` is the only behaviour: `false` is listed by [`unapplied_settings`](crate::unapplied_settings) |
 /// | `ConnectTimeout` | the SDK's connect timeout, milliseconds (the SDK's own default, 3.1 s, when absent) |
 ///
 /// Keys the file does not set leave the loader's values alone.
