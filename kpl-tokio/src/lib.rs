@@ -96,6 +96,8 @@
 //! - `async-std`: `AsyncStdRuntime`, a [`Runtime`] to run the driver on async-std (with a backend that
 //!   does not need tokio: the SDK's HTTP client does). async-std is discontinued upstream
 //!   (RUSTSEC-2025-0052): the adapter is kept for applications that cannot move yet.
+//! - `smol`: `SmolRuntime`, a [`Runtime`] on smol's global executor (with a backend that does not need
+//!   tokio).
 //! - `cloudwatch`: `CloudWatchUploader`, uploading the KPL's metrics to CloudWatch with aws-sdk-cloudwatch.
 //! - `metrics-facade`: `MetricsExporter`, publishing them through the `metrics` crate (Prometheus,
 //!   OpenTelemetry, ... exporters).
@@ -169,6 +171,8 @@ pub use producer::{KinesisProducer, ProducerBuilder, RecordFuture};
 pub use properties::{PropertiesFileError, UnappliedSetting, from_properties_file, unapplied_settings};
 #[cfg(feature = "async-std")]
 pub use runtime::AsyncStdRuntime;
+#[cfg(feature = "smol")]
+pub use runtime::SmolRuntime;
 pub use runtime::{Runtime, TokioRuntime};
 #[cfg(any(feature = "aws", feature = "cloudwatch"))]
 pub use settings::ConnectionSettingsError;
