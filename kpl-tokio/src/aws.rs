@@ -311,6 +311,14 @@ mod tests {
     }
 
     #[test]
+    fn an_sdk_config_without_a_behavior_version_still_makes_a_backend() {
+        let sdk = aws_config::SdkConfig::builder().region(aws_config::Region::new("eu-west-1")).build();
+        let backend = AwsBackend::from_sdk_config(&sdk);
+        assert_eq!(backend.client().config().region().map(|region| region.as_ref()), Some("eu-west-1"));
+        assert_eq!(backend.client().config().retry_config().map(|retry| retry.max_attempts()), Some(1));
+    }
+
+    #[test]
     fn long_messages_are_cut() {
         let long = "x".repeat(40_000);
         assert_eq!(truncate(&long).chars().count(), MAX_MESSAGE + 1);
