@@ -381,6 +381,10 @@ impl Producer {
             }
             let stream = &mut self.streams[s as usize];
             stream.flush_through = self.next_seq;
+            // Records held for the first shard map are flushed too: due the moment it arrives.
+            for record in &mut stream.held {
+                record.deadline = Some(now);
+            }
             if !stream.collector.records.is_empty() {
                 self.send_collected(s);
             }

@@ -629,3 +629,35 @@ fn a_failed_record_is_handed_back_only_when_asked() {
         assert_eq!(failure.into_record(), returned.then_some(record));
     }
 }
+
+#[test]
+fn a_flush_while_records_wait_for_the_shard_map_sends_them_when_it_arrives() {
+    let buffered = Duration::from_secs(60);
+    let mut h = Harness::new(
+        config().shard_map_wait(ShardMapWait::Hold).record_max_buffered_time(buffered).build().unwrap(),
+        2,
+    );
+    for i in 0..5 {
+        h.put(&key(i), b"x");
+    }
+    h.producer.flush(h.now, None);
+    let listing = h.producer.poll_transmit(h.now).expect("the shard map is listed first");
+    assert!(h.producer.poll_transmit(h.now).is_none(), "held until the map arrives");
+    h.answer(listing, Reply::Success);
+    // Within the collection window (milliseconds), not a buffering time later: the flush covered the held
+    // records.
+    let mapped_at = h.now;
+    let mut sent = 0;
+    while sent == 0 {
+        sent = std::iter::from_fn(|| h.producer.poll_transmit(h.now))
+            .map(|t| if let Request::PutRecords(p) = &t.request { p.entries.len() } else { 0 })
+            .sum();
+        if sent == 0 {
+            let next = h.producer.poll_timeout().expect("a deadline while records are outstanding");
+            h.now = h.now.max(next);
+            h.producer.handle_timeout(h.now);
+        }
+    }
+    assert!(h.now - mapped_at < Duration::from_secs(1), "sent after {:?}", h.now - mapped_at);
+    assert_eq!(sent, 2, "one aggregate per shard");
+}
