@@ -632,7 +632,8 @@ fn a_failed_record_is_handed_back_only_when_asked() {
 
 #[test]
 fn a_flush_while_records_wait_for_the_shard_map_sends_them_when_it_arrives() {
-    let buffered = Duration::from_secs(60);
+    // Long enough that waiting for it would show, shorter than the records' TTL.
+    let buffered = Duration::from_secs(10);
     let mut h = Harness::new(
         config().shard_map_wait(ShardMapWait::Hold).record_max_buffered_time(buffered).build().unwrap(),
         2,
