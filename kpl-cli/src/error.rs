@@ -47,6 +47,14 @@ pub enum CliError {
         /// The setting and what is wrong with it.
         source: kpl_core::ConfigError,
     },
+    /// A KPL properties file's connection settings (endpoint, proxy, certificates, ...) cannot be applied.
+    #[error("{}: {source}", path.display())]
+    ConnectionSettings {
+        /// The file.
+        path: PathBuf,
+        /// The setting and what is wrong with it.
+        source: kpl_tokio::ConnectionSettingsError,
+    },
     /// The producer settings the options make are invalid.
     #[error("invalid producer settings: {0}")]
     Config(#[from] kpl_core::ConfigError),

@@ -16,6 +16,7 @@ mod error;
 mod failures;
 mod input;
 mod keys;
+mod logging;
 mod produce;
 mod progress;
 mod properties;
@@ -42,6 +43,8 @@ Examples:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    verbosity: logging::Verbosity,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
     };
+    logging::install(cli.verbosity);
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -8,8 +8,8 @@ use aws_config::{BehaviorVersion, Region};
 use indicatif::ProgressBar;
 use kpl_core::ListShardsRequest;
 use kpl_tokio::{
-    AwsBackend, Backend, DeliveryError, KinesisProducer, ProducerConfig, ProducerStats, RecordError,
-    StreamTarget, UserRecord,
+    AwsBackend, Backend, DeliveryError, KinesisProducer, LoadedProperties, ProducerConfig, ProducerStats,
+    RecordError, StreamTarget, UserRecord,
 };
 use tokio::io::BufReader;
 
@@ -97,8 +97,8 @@ struct Written {
 
 /// Reads standard input into the stream, reports the records not written, and fails if any was not.
 pub async fn run(args: ProduceArgs) -> Result<(), CliError> {
-    let (config, file_region) = load_config(args.config.as_deref())?;
-    let backend = aws_backend(&args, file_region).await?;
+    let (config, loaded) = load_config(args.config.as_deref())?;
+    let backend = aws_backend(&args, loaded.as_ref()).await?;
     let stream = match args.stream.strip_prefix("arn:") {
         Some(_) => StreamTarget::arn(&args.stream),
         None => StreamTarget::name(&args.stream),
@@ -284,29 +284,45 @@ fn describe(error: &DeliveryError) -> (String, String) {
     }
 }
 
-/// The producer settings (the KPL's defaults, or the file's) and the file's `Region`, warning on standard
-/// error about what the file does that is ignored.
-fn load_config(path: Option<&Path>) -> Result<(ProducerConfig, Option<String>), CliError> {
+/// The producer settings (the KPL's defaults, or the file's) and the file, warning on standard error about
+/// the file's settings that kpl produce does not apply.
+fn load_config(path: Option<&Path>) -> Result<(ProducerConfig, Option<LoadedProperties>), CliError> {
     let Some(path) = path else {
         return Ok((ProducerConfig::default(), None));
     };
-    let mut loaded = crate::properties::load(path)?;
-    let region = loaded.other_settings.remove("Region");
-    if !loaded.other_settings.is_empty() {
-        let keys: Vec<&str> = loaded.other_settings.keys().map(String::as_str).collect();
-        eprintln!("kpl: warning: {}: not used by kpl produce: {}", path.display(), keys.join(", "));
+    let loaded = crate::properties::load(path)?;
+    for setting in kpl_tokio::unapplied_settings(&loaded) {
+        eprintln!("kpl: warning: {}: {setting}", path.display());
     }
-    Ok((loaded.config, region))
+    let metrics: Vec<&str> = loaded
+        .other_settings
+        .keys()
+        .map(String::as_str)
+        .filter(|key| key.starts_with("Metrics") || key.starts_with("Cloudwatch"))
+        .collect();
+    if !metrics.is_empty() {
+        eprintln!(
+            "kpl: warning: {}: kpl produce uploads no metrics: {} not used",
+            path.display(),
+            metrics.join(", ")
+        );
+    }
+    Ok((loaded.config.clone(), Some(loaded)))
 }
 
-/// The SDK's default chain (or `--profile`), with the region and endpoint given.
-async fn aws_backend(args: &ProduceArgs, file_region: Option<String>) -> Result<AwsBackend, CliError> {
+/// The SDK's default chain (or `--profile`), with the file's connection settings (region, endpoint, proxy,
+/// certificates, connect timeout), then `--region` and `--endpoint-url`, which win over the file.
+async fn aws_backend(args: &ProduceArgs, loaded: Option<&LoadedProperties>) -> Result<AwsBackend, CliError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(profile) = &args.profile {
         loader = loader.profile_name(profile);
     }
-    if let Some(region) = args.region.clone().or(file_region) {
-        loader = loader.region(Region::new(region));
+    if let (Some(loaded), Some(path)) = (loaded, &args.config) {
+        loader = kpl_tokio::kinesis_config_loader(loader, loaded)
+            .map_err(|source| CliError::ConnectionSettings { path: path.clone(), source })?;
+    }
+    if let Some(region) = &args.region {
+        loader = loader.region(Region::new(region.clone()));
     }
     if let Some(url) = &args.endpoint_url {
         loader = loader.endpoint_url(url);
@@ -315,7 +331,7 @@ async fn aws_backend(args: &ProduceArgs, file_region: Option<String>) -> Result<
     if sdk_config.region().is_none() {
         return Err(CliError::NoRegion);
     }
-    Ok(AwsBackend::from_conf(aws_sdk_kinesis::Config::from(&sdk_config)))
+    Ok(AwsBackend::from_sdk_config(&sdk_config))
 }
 
 #[cfg(test)]

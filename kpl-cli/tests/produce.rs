@@ -34,6 +34,7 @@ fn produce_command(endpoint: &str) -> Command {
         "AWS_WEB_IDENTITY_TOKEN_FILE",
         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "RUST_LOG",
     ] {
         command.env_remove(variable);
     }
@@ -191,7 +192,7 @@ async fn failed_records_are_grouped_by_error_and_fail_the_run() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("warning") && stderr.contains("BogusSetting"), "{stderr}");
-    assert!(stderr.contains("not used by kpl produce: LogLevel"), "{stderr}");
+    assert!(stderr.contains("LogLevel is not applied: logs go through `tracing`"), "{stderr}");
 }
 
 #[tokio::test]
@@ -418,4 +419,27 @@ async fn records_failing_alike_after_the_check_are_one_line_each_kind() {
     assert_eq!(grouped, failed, "{stderr}");
     let expired = "failed: expired (RecordTtl) before it was written; last error: ";
     assert!(lines.iter().any(|line| line.contains(expired)), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_librarys_logs_follow_verbose_quiet_and_rust_log() {
+    let server = Kinesalite::start();
+    create_stream(&server, "logged", 2).await;
+    let refreshed = "shard map refreshed";
+    let by_default = produce(&server, &["--stream", "logged"], b"a\nb\n".to_vec());
+    assert!(by_default.status.success(), "{}", text(&by_default.stderr));
+    assert!(!text(&by_default.stderr).contains(refreshed), "{}", text(&by_default.stderr));
+    let verbose = produce(&server, &["-v", "--stream", "logged"], b"a\nb\n".to_vec());
+    let stderr = text(&verbose.stderr);
+    assert!(verbose.status.success(), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.contains("INFO") && line.contains(refreshed) && line.contains("stream=logged")),
+        "{stderr}"
+    );
+    let overridden =
+        run(produce_with_credentials(&server, &["--stream", "logged", "-v"]).env("RUST_LOG", "off"), b"c\n");
+    assert!(overridden.status.success(), "{}", text(&overridden.stderr));
+    assert!(!text(&overridden.stderr).contains(refreshed), "{}", text(&overridden.stderr));
 }

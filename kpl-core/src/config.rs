@@ -176,6 +176,9 @@ settings! {
     shard_max_bytes_per_second: u64 = MIB, "ShardMaxBytesPerSecond", range_u64(1, u32::MAX as u64, "1..=4294967295");
     /// Fail records on throttling instead of retrying them (`FailIfThrottled`, default false).
     fail_if_throttled: bool = false, "FailIfThrottled", any;
+    /// Hand a failed record back with its failure, in [`RecordFailure::record`](crate::RecordFailure::record)
+    /// (`ReturnUserRecordOnFailure`, default false: the data is dropped when the record fails).
+    return_user_record_on_failure: bool = false, "ReturnUserRecordOnFailure", any;
     /// Largest user record, data plus partition key (`MaxUserRecordSize`, 64..=10 MiB, default 1 MiB).
     max_record_size: u64 = MIB, "MaxUserRecordSize", range_u64(64, 10 * MIB, "64..=10485760");
     /// Most records accepted and not yet completed; past it `put_record` returns `Backpressure`

@@ -5,6 +5,85 @@
 //! takes `now`), never draws randomness of its own (jitter comes from a seed given at construction), never
 //! spawns and never touches the network: same inputs, same outputs. `kpl-tokio` drives it on a runtime;
 //! `kpl-mock-backend` and the simulation tests drive it on virtual time.
+//!
+//! # The loop
+//!
+//! On a runtime of your own, you own the clock and the network: hand the producer records, send the requests
+//! it asks for, hand their responses back, take its results, and wake it at its deadlines. Here a fake
+//! Kinesis with one shard answers every request at once, and time jumps to each deadline:
+//!
+//! ```
+//! use std::time::Instant;
+//!
+//! use kpl_core::{
+//!     Event, ListShardsOutput, Producer, ProducerConfig, PutRecordsResultEntry, Request, Response,
+//!     ShardDescription, StreamTarget, UserRecord,
+//! };
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut now = Instant::now(); // your clock: the core never reads one
+//! let mut producer = Producer::new(ProducerConfig::default(), 7); // 7: the seed of the retry jitter
+//! let stream = StreamTarget::name("orders");
+//! for i in 0..10 {
+//!     let record = UserRecord::new(stream.clone(), format!("customer-{i}"), &b"{\"total\": 12}"[..]);
+//!     producer.put_record(now, record)?; // refused at once if invalid, or under backpressure
+//! }
+//! producer.close(now); // send everything now; `Event::Drained` once every record completed
+//! let mut written = 0;
+//! 'run: loop {
+//!     // 1. Every request the producer wants sent (your HTTP client's job), answered later or at once.
+//!     let mut transmits = Vec::new();
+//!     while let Some(transmit) = producer.poll_transmit(now) {
+//!         transmits.push(transmit);
+//!     }
+//!     for transmit in transmits {
+//!         let response = match transmit.request {
+//!             Request::ListShards(_) => Response::ListShards(Ok(ListShardsOutput {
+//!                 shards: vec![ShardDescription {
+//!                     shard_id: "shardId-000000000000".into(),
+//!                     starting_hash_key: 0,
+//!                     ending_hash_key: u128::MAX,
+//!                     is_open: true,
+//!                 }],
+//!                 next_token: None,
+//!             })),
+//!             Request::PutRecords(put) => Response::PutRecords(Ok((0..put.entries.len())
+//!                 .map(|i| PutRecordsResultEntry::Success {
+//!                     shard_id: "shardId-000000000000".into(),
+//!                     sequence_number: format!("4960000000000000000{i}"),
+//!                 })
+//!                 .collect())),
+//!             _ => continue, // `Request` is non-exhaustive
+//!         };
+//!         producer.handle_response(now, transmit.id, response);
+//!     }
+//!     // 2. Results: exactly one `RecordCompleted` per accepted record.
+//!     while let Some(event) = producer.poll_event() {
+//!         match event {
+//!             Event::RecordCompleted(outcome) => {
+//!                 let receipt = outcome.result?;
+//!                 assert_eq!(receipt.shard_id().as_str(), "shardId-000000000000");
+//!                 written += 1;
+//!             }
+//!             Event::Drained => break 'run,
+//!             _ => {}
+//!         }
+//!     }
+//!     // 3. Sleep until the next deadline (buffering, backoff, expiry); here time just jumps there.
+//!     match producer.poll_timeout() {
+//!         Some(deadline) => {
+//!             now = now.max(deadline);
+//!             producer.handle_timeout(now);
+//!         }
+//!         None => break,
+//!     }
+//! }
+//! assert_eq!(written, 10);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The call contract (poll order, what `now` must satisfy, late and duplicate responses) is on [`Producer`].
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::ids::RecordId;
-use crate::record::Attempt;
+use crate::record::{Attempt, AttemptError};
 
 /// A user record accepted and not yet completed.
 #[derive(Debug)]
@@ -33,6 +33,13 @@ impl PendingRecord {
     /// What it counts against the outstanding-bytes limit: data plus partition key, as Kinesis counts.
     pub(crate) fn cost(&self) -> usize {
         self.partition_key.len() + self.data.len()
+    }
+
+    /// Records an attempt from `started` to `ended`; its delay runs from the previous attempt's end, or the
+    /// record's arrival.
+    pub(crate) fn push_attempt(&mut self, started: Instant, ended: Instant, error: Option<AttemptError>) {
+        let previous_end = self.attempts.last().map_or(self.arrival, |attempt| attempt.ended);
+        self.attempts.push(Attempt::new(previous_end, started, ended, error));
     }
 }
 

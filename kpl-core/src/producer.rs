@@ -18,7 +18,7 @@ use crate::metrics::{
 use crate::oldest::OldestTracker;
 use crate::pending::{KinesisRecordState, PendingRecord};
 use crate::record::{
-    Attempt, AttemptError, PutError, RecordError, RecordFailure, RecordOutcome, RecordReceipt, UserRecord,
+    AttemptError, PutError, RecordError, RecordFailure, RecordOutcome, RecordReceipt, UserRecord,
 };
 use crate::request::{
     ListShardsOutput, ListShardsRequest, PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry, Request,
@@ -1118,7 +1118,7 @@ impl Producer {
                 continue;
             }
             for mut user in record.users {
-                user.attempts.push(Attempt { started, ended: now, error: Some(attempt_error.clone()) });
+                user.push_attempt(started, now, Some(attempt_error.clone()));
                 if has_passed(user.expiration, now) {
                     self.fail_expired(s, user);
                     continue;
@@ -1225,7 +1225,7 @@ impl Producer {
             };
             let due = deadline_after(now, delay);
             for mut user in record.users {
-                user.attempts.push(Attempt { started, ended: now, error: Some(error.clone()) });
+                user.push_attempt(started, now, Some(error.clone()));
                 user.maybe_duplicated |= ambiguous;
                 if has_passed(user.expiration, now) {
                     self.fail_expired(s, user);
@@ -1280,7 +1280,7 @@ impl Producer {
         // Shared by every user record of the aggregate.
         let sequence_number: std::sync::Arc<str> = sequence_number.into();
         for mut user in record.users {
-            user.attempts.push(Attempt { started, ended: now, error: None });
+            user.push_attempt(started, now, None);
             self.stats.user_records_put += 1;
             batch.user_records_put.observe(1.0);
             batch.user_records_data_put.observe(user.data.len() as f64);
@@ -1291,6 +1291,7 @@ impl Producer {
                 sequence_number: sequence_number.clone(),
                 attempts: user.attempts,
                 maybe_duplicated: user.maybe_duplicated,
+                put_time: user.arrival,
             };
             self.complete(s, user.id, cost, Ok(receipt));
         }
@@ -1307,7 +1308,7 @@ impl Producer {
         reason: impl Fn() -> RecordError,
     ) {
         for mut user in record.users {
-            user.attempts.push(Attempt { started, ended: now, error: Some(error.clone()) });
+            user.push_attempt(started, now, Some(error.clone()));
             self.fail(s, user, reason());
         }
     }
@@ -1329,8 +1330,21 @@ impl Producer {
             record.attempts.len().saturating_sub(1) as f64,
         );
         let cost = record.cost();
-        let failure =
-            RecordFailure { error, attempts: record.attempts, maybe_duplicated: record.maybe_duplicated };
+        let returned = self.config.return_user_record_on_failure().then(|| {
+            Box::new(UserRecord {
+                stream: self.streams[s as usize].target.clone(),
+                partition_key: record.partition_key.clone(),
+                explicit_hash_key: record.explicit_hash_key.map(|key| key.to_string()),
+                data: record.data.clone(),
+            })
+        });
+        let failure = RecordFailure {
+            error,
+            attempts: record.attempts,
+            maybe_duplicated: record.maybe_duplicated,
+            put_time: record.arrival,
+            record: returned,
+        };
         self.complete(s, record.id, cost, Err(failure));
     }
 

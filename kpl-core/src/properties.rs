@@ -35,7 +35,6 @@ pub const NON_CORE_KPL_KEYS: &[&str] = &[
     "ProxyPort",
     "ProxyUserName",
     "Region",
-    "ReturnUserRecordOnFailure",
     "StsEndpoint",
     "StsPort",
     "TempDirectory",
@@ -73,7 +72,7 @@ impl ProducerConfig {
     ///   through its `build()`, so ranges and range errors ([`ConfigError::OutOfRange`], naming the key) are the
     ///   builder's. The KPL's: `AggregationEnabled`, `AggregationMaxCount`, `AggregationMaxSize`,
     ///   `CollectionMaxCount`, `CollectionMaxSize`, `RecordMaxBufferedTime`, `RecordTtl`, `MaxConnections`,
-    ///   `RequestTimeout`, `RateLimit`, `FailIfThrottled`, `MaxUserRecordSize`. Ours, in the same style:
+    ///   `RequestTimeout`, `RateLimit`, `FailIfThrottled`, `ReturnUserRecordOnFailure`, `MaxUserRecordSize`. Ours, in the same style:
     ///   `ShardMaxRecordsPerSecond`, `ShardMaxBytesPerSecond`, `MaxOutstandingRecords`, `MaxOutstandingBytes`,
     ///   `RetryInitialBackoff`, `RetryMaxBackoff`, `ShardMapWait` (`Hold`, the default, or `SendUnaggregated`),
     ///   `ShardMapWaitTimeout` and

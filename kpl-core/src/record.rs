@@ -1,7 +1,7 @@
 //! User records in, their results out.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -41,8 +41,10 @@ impl UserRecord {
     }
 }
 
-/// One try at writing a record, as the KPL's `Attempt`.
+/// One try at writing a record, as the KPL's `Attempt`. Built by the producer only (`#[non_exhaustive]`):
+/// read it through its fields or methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Attempt {
     /// When the request carrying the record was handed to the adapter.
     pub started: Instant,
@@ -50,10 +52,57 @@ pub struct Attempt {
     pub ended: Instant,
     /// Why it did not succeed, if it did not.
     pub error: Option<AttemptError>,
+    /// Time between the record's put (for the first attempt) or the previous attempt's end and this
+    /// attempt's start: buffering, rate limiting and backoff (the KPL's `Attempt.getDelay`).
+    pub delay: Duration,
+}
+
+impl Attempt {
+    /// An attempt that came after `previous_end` (the record's put time for a first attempt).
+    pub(crate) fn new(
+        previous_end: Instant,
+        started: Instant,
+        ended: Instant,
+        error: Option<AttemptError>,
+    ) -> Self {
+        Self { started, ended, error, delay: started.saturating_duration_since(previous_end) }
+    }
+
+    /// When the request carrying the record was handed to the adapter.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// When its response came back.
+    pub fn ended(&self) -> Instant {
+        self.ended
+    }
+
+    /// How long the request took, `ended - started` (the KPL's `Attempt.getDuration`).
+    pub fn duration(&self) -> Duration {
+        self.ended.saturating_duration_since(self.started)
+    }
+
+    /// Time waited before this attempt: since the record's put for the first attempt, else since the
+    /// previous attempt ended (the KPL's `Attempt.getDelay`).
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// Why it did not succeed; `None` for the successful attempt.
+    pub fn error(&self) -> Option<&AttemptError> {
+        self.error.as_ref()
+    }
+
+    /// Whether it succeeded (the KPL's `Attempt.isSuccessful`).
+    pub fn is_successful(&self) -> bool {
+        self.error.is_none()
+    }
 }
 
 /// The error of a failed attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AttemptError {
     /// The error code: the service's (`ProvisionedThroughputExceededException`, `InternalFailure`, ...)
     /// or the producer's (`Wrong Shard`, `Timeout`).
@@ -62,8 +111,22 @@ pub struct AttemptError {
     pub message: String,
 }
 
-/// A record was written.
+impl AttemptError {
+    /// The error code (the KPL's `Attempt.getErrorCode`).
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The message (the KPL's `Attempt.getErrorMessage`).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// A record was written. Built by the producer only (`#[non_exhaustive]`): read it through its fields or
+/// methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecordReceipt {
     /// The shard that holds it.
     pub shard_id: ShardId,
@@ -75,11 +138,42 @@ pub struct RecordReceipt {
     /// An earlier attempt was ambiguous (timed out, or wrongly routed and written), so the record may be in
     /// the stream more than once.
     pub maybe_duplicated: bool,
+    /// When `put_record` accepted it (the `now` it was given).
+    pub put_time: Instant,
 }
 
-/// A record was not written, and never will be by this producer.
+impl RecordReceipt {
+    /// The shard that holds it (the KPL's `getShardId`).
+    pub fn shard_id(&self) -> &ShardId {
+        &self.shard_id
+    }
+
+    /// The sequence number of the Kinesis record that carries it (the KPL's `getSequenceNumber`).
+    pub fn sequence_number(&self) -> &str {
+        &self.sequence_number
+    }
+
+    /// Every attempt, the successful one last (the KPL's `getAttempts`).
+    pub fn attempts(&self) -> &[Attempt] {
+        &self.attempts
+    }
+
+    /// Whether the record may be in the stream more than once.
+    pub fn maybe_duplicated(&self) -> bool {
+        self.maybe_duplicated
+    }
+
+    /// When `put_record` accepted it.
+    pub fn put_time(&self) -> Instant {
+        self.put_time
+    }
+}
+
+/// A record was not written, and never will be by this producer. Built by the producer only
+/// (`#[non_exhaustive]`): read it through its fields or methods.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{error}")]
+#[non_exhaustive]
 pub struct RecordFailure {
     /// Why.
     pub error: RecordError,
@@ -87,6 +181,44 @@ pub struct RecordFailure {
     pub attempts: Vec<Attempt>,
     /// An ambiguous attempt may have written it after all.
     pub maybe_duplicated: bool,
+    /// When `put_record` accepted it.
+    pub put_time: Instant,
+    /// The record itself, with `return_user_record_on_failure` set (the KPL's `ReturnUserRecordOnFailure`),
+    /// to send it elsewhere or again; `None` otherwise. Boxed to keep failures small.
+    pub record: Option<Box<UserRecord>>,
+}
+
+impl RecordFailure {
+    /// Why.
+    pub fn error(&self) -> &RecordError {
+        &self.error
+    }
+
+    /// Every attempt made (the KPL's `getAttempts`).
+    pub fn attempts(&self) -> &[Attempt] {
+        &self.attempts
+    }
+
+    /// Whether an ambiguous attempt may have written it after all.
+    pub fn maybe_duplicated(&self) -> bool {
+        self.maybe_duplicated
+    }
+
+    /// When `put_record` accepted it.
+    pub fn put_time(&self) -> Instant {
+        self.put_time
+    }
+
+    /// The record, with `return_user_record_on_failure` set (its explicit hash key, if it had one, in
+    /// canonical decimal form).
+    pub fn record(&self) -> Option<&UserRecord> {
+        self.record.as_deref()
+    }
+
+    /// Takes the record out, with `return_user_record_on_failure` set.
+    pub fn into_record(self) -> Option<UserRecord> {
+        self.record.map(|record| *record)
+    }
 }
 
 /// Why a record failed.

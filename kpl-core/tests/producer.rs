@@ -589,14 +589,76 @@ fn a_refusal_that_names_no_entry_isolates_each_to_find_the_culprit() {
 }
 
 #[test]
-fn a_flush_before_the_shard_map_sends_the_held_records_once_it_arrives() {
-    let config = config().record_max_buffered_time(Duration::from_secs(60)).build().unwrap();
-    let mut h = Harness::new(config, 2);
-    for i in 0..10 {
+fn attempts_carry_their_delay_from_the_put_or_the_previous_attempt() {
+    let buffered = Duration::from_millis(100);
+    let mut h = Harness::new(config().record_max_buffered_time(buffered).build().unwrap(), 1);
+    h.start();
+    let put_at = h.now;
+    let id = h.put("k", b"v");
+    h.run(
+        Duration::from_secs(10),
+        first_put_then_success(Reply::Entries(vec![Some("ProvisionedThroughputExceededException")])),
+    );
+    let receipt = h.outcomes[&id].result.as_ref().unwrap();
+    assert_eq!(receipt.put_time(), put_at);
+    let [first, second] = receipt.attempts() else { panic!("{:?}", receipt.attempts()) };
+    // The first attempt waited for the buffering deadline; the second for its backoff after the first.
+    assert_eq!(first.delay(), first.started() - put_at);
+    assert!(first.delay() >= buffered, "{:?}", first.delay());
+    assert_eq!(second.delay(), second.started() - first.ended());
+    assert!(!first.is_successful() && second.is_successful());
+    assert_eq!(first.error().map(|error| error.code()), Some("ProvisionedThroughputExceededException"));
+    assert_eq!(first.duration(), first.ended() - first.started());
+}
+
+#[test]
+fn a_failed_record_is_handed_back_only_when_asked() {
+    let denied = RequestError::new(RequestErrorKind::Fatal, Some("AccessDeniedException"), "no");
+    for returned in [false, true] {
+        let mut h = Harness::new(config().return_user_record_on_failure(returned).build().unwrap(), 1);
+        h.start();
+        let record = UserRecord::new(stream(), "k", &b"the data"[..]).with_explicit_hash_key("42");
+        let id = h.producer.put_record(h.now, record.clone()).unwrap();
+        h.put.insert(id, record.clone());
+        h.producer.flush(h.now, None);
+        h.run(Duration::ZERO, |_| Reply::Error(denied.clone()));
+        let failure = h.outcomes[&id].result.clone().unwrap_err();
+        assert_eq!(failure.error(), &RecordError::Rejected(denied.clone()));
+        assert_eq!(failure.put_time(), common::epoch());
+        assert_eq!(failure.record().is_some(), returned);
+        assert_eq!(failure.into_record(), returned.then_some(record));
+    }
+}
+
+#[test]
+fn a_flush_while_records_wait_for_the_shard_map_sends_them_when_it_arrives() {
+    // Long enough that waiting for it would show, shorter than the records' TTL.
+    let buffered = Duration::from_secs(10);
+    let mut h = Harness::new(
+        config().shard_map_wait(ShardMapWait::Hold).record_max_buffered_time(buffered).build().unwrap(),
+        2,
+    );
+    for i in 0..5 {
         h.put(&key(i), b"x");
     }
     h.producer.flush(h.now, None);
-    h.run(Duration::from_secs(1), |_| Reply::Success);
-    assert_eq!(h.succeeded(), 10, "sent when the map arrived, not after the 60 s buffering time");
-    assert_eq!(put_entries(&h).concat().len(), 2, "aggregated per shard");
+    let listing = h.producer.poll_transmit(h.now).expect("the shard map is listed first");
+    assert!(h.producer.poll_transmit(h.now).is_none(), "held until the map arrives");
+    h.answer(listing, Reply::Success);
+    // Within the collection window (milliseconds), not a buffering time later: the flush covered the held
+    // records.
+    let mapped_at = h.now;
+    let mut sent = 0;
+    while sent == 0 {
+        sent = std::iter::from_fn(|| h.producer.poll_transmit(h.now))
+            .map(|t| if let Request::PutRecords(p) = &t.request { p.entries.len() } else { 0 })
+            .sum();
+        if sent == 0 {
+            let next = h.producer.poll_timeout().expect("a deadline while records are outstanding");
+            h.now = h.now.max(next);
+            h.producer.handle_timeout(h.now);
+        }
+    }
+    assert!(h.now - mapped_at < Duration::from_secs(1), "sent after {:?}", h.now - mapped_at);
+    assert_eq!(sent, 2, "one aggregate per shard");
 }

@@ -4,7 +4,7 @@
 //!
 //! A Lambda function reading a Kinesis stream is handed the stream's Kinesis records: one written by the KPL
 //! (or by `kpl-core`) may hold many user records. [`deaggregate_event`] turns a whole
-//! [`KinesisEvent`](aws_lambda_events::event::kinesis::KinesisEvent) into its user records, each with the
+//! [`KinesisEvent`] into its user records, each with the
 //! metadata of the Kinesis record that carried it; [`Deaggregator::deaggregate_event_record`] does one
 //! record. Plain (non-aggregated) records pass through as one user record each (`aggregated == false`,
 //! sub-sequence number 0), as the official modules do.

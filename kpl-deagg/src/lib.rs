@@ -27,6 +27,7 @@
 //! ```
 //!
 //! With the feature `lambda`, [`lambda`] deaggregates AWS Lambda Kinesis events (`aws_lambda_events`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
 mod deagg;

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kpl_mock_backend::{MockConfig, MockKinesis};
-use kpl_tokio::{KinesisProducer, MockBackend, ProducerConfig, ShardMapWait, StreamTarget};
+use kpl_tokio::{
+    KinesisProducer, MockBackend, MockConfig, MockKinesis, ProducerConfig, ShardMapWait, StreamTarget,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -31,8 +31,22 @@ pub struct AwsBackend {
 }
 
 impl AwsBackend {
+    /// From the application's shared SDK configuration, the Rust SDK's convention
+    /// (`aws_config::defaults(BehaviorVersion::v2025_..()).load().await`): its region, credentials, endpoint,
+    /// HTTP client, timeouts and behavior version are used as they are, except retries, which are turned off.
+    /// A configuration without a behavior version gets [`BehaviorVersion::latest()`] (the SDK would panic).
+    pub fn from_sdk_config(sdk_config: &aws_config::SdkConfig) -> Self {
+        let mut builder = aws_sdk_kinesis::config::Builder::from(sdk_config);
+        if sdk_config.behavior_version().is_none() {
+            builder.set_behavior_version(Some(BehaviorVersion::latest()));
+        }
+        Self::from_conf(builder.build())
+    }
+
     /// A client from aws-config's default chain: region, credentials and profile from the environment,
-    /// shared config files, SSO, container or instance metadata.
+    /// shared config files, SSO, container or instance metadata. It uses the SDK's latest behavior version
+    /// ([`BehaviorVersion::latest()`]), so SDK defaults can change when the SDK is upgraded: to pin one, load
+    /// the configuration yourself and use [`from_sdk_config`](Self::from_sdk_config).
     pub async fn from_env() -> Self {
         Self::from_loader(aws_config::defaults(BehaviorVersion::latest())).await
     }
@@ -45,7 +59,7 @@ impl AwsBackend {
 
     async fn from_loader(loader: aws_config::ConfigLoader) -> Self {
         let config = loader.retry_config(RetryConfig::disabled()).load().await;
-        Self::from_conf(aws_sdk_kinesis::Config::from(&config))
+        Self::from_sdk_config(&config)
     }
 
     /// From an SDK configuration; its retry configuration is replaced by `RetryConfig::disabled()`.
@@ -54,8 +68,8 @@ impl AwsBackend {
         Self { client: Client::from_conf(config) }
     }
 
-    /// From a client you configured; a copy of its configuration with retries disabled is used.
-    pub fn from_client(client: &Client) -> Self {
+    /// From a client you configured: its configuration is used with retries disabled.
+    pub fn from_client(client: Client) -> Self {
         Self::from_conf(client.config().clone())
     }
 
@@ -294,6 +308,14 @@ mod tests {
         assert_eq!(classify(unreadable).kind, RequestErrorKind::Timeout);
         let unbuilt: SdkError<PutRecordsError, HttpResponse> = SdkError::construction_failure("no stream");
         assert_eq!(classify(unbuilt).kind, RequestErrorKind::Fatal);
+    }
+
+    #[test]
+    fn an_sdk_config_without_a_behavior_version_still_makes_a_backend() {
+        let sdk = aws_config::SdkConfig::builder().region(aws_config::Region::new("eu-west-1")).build();
+        let backend = AwsBackend::from_sdk_config(&sdk);
+        assert_eq!(backend.client().config().region().map(|region| region.as_ref()), Some("eu-west-1"));
+        assert_eq!(backend.client().config().retry_config().map(|retry| retry.max_attempts()), Some(1));
     }
 
     #[test]

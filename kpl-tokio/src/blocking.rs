@@ -3,9 +3,13 @@
 use std::time::Duration;
 
 use futures::executor::block_on;
-use kpl_core::{PutError, RecordReceipt, StreamTarget, UserRecord};
+use kpl_core::{
+    Metric, MetricSample, MetricsQuery, ProducerConfig, ProducerStats, PutError, RecordReceipt, StreamTarget,
+    UserRecord,
+};
 
 use crate::error::{DeliveryError, ShutdownError};
+use crate::metrics::MetricsError;
 use crate::producer::{KinesisProducer, RecordFuture};
 
 /// [`KinesisProducer`] with blocking methods. The driver still runs on its async runtime (build the producer
@@ -60,9 +64,38 @@ impl BlockingProducer {
         block_on(self.producer.flush_stream(stream));
     }
 
+    /// [`KinesisProducer::config`].
+    pub fn config(&self) -> &ProducerConfig {
+        self.producer.config()
+    }
+
     /// [`KinesisProducer::outstanding_records`].
     pub fn outstanding_records(&self) -> usize {
         self.producer.outstanding_records()
+    }
+
+    /// [`KinesisProducer::oldest_record_age`] (the KPL's `getOldestRecordTimeInMillis`).
+    pub fn oldest_record_age(&self) -> Option<Duration> {
+        block_on(self.producer.oldest_record_age())
+    }
+
+    /// [`KinesisProducer::stats`].
+    pub fn stats(&self) -> Option<ProducerStats> {
+        block_on(self.producer.stats())
+    }
+
+    /// [`KinesisProducer::metrics`].
+    pub fn metrics(&self) -> Option<Vec<MetricSample>> {
+        block_on(self.producer.metrics())
+    }
+
+    /// [`KinesisProducer::metrics_query`] (the KPL's `getMetrics`).
+    ///
+    /// # Errors
+    ///
+    /// As [`KinesisProducer::metrics_query`].
+    pub fn metrics_query(&self, query: MetricsQuery) -> Result<Vec<Metric>, MetricsError> {
+        block_on(self.producer.metrics_query(query))
     }
 
     /// [`KinesisProducer::shutdown`].

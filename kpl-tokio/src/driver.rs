@@ -17,10 +17,11 @@ use kpl_core::{
     RequestId, Response, StreamTarget, Transmit,
 };
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error, info, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::backend::Backend;
 use crate::error::{DeliveryError, ShutdownError};
+use crate::request_log::{RequestLabel, RequestLog};
 use crate::runtime::Runtime;
 use crate::shared::{Command, RecordResult, Shared};
 
@@ -35,8 +36,9 @@ pub(crate) struct Driver<R: Runtime, B: Backend> {
     /// Responses of spawned requests.
     responses: mpsc::UnboundedReceiver<(RequestId, Response)>,
     responder: mpsc::UnboundedSender<(RequestId, Response)>,
-    /// Requests in flight, to abort when the driver stops.
-    in_flight: HashMap<RequestId, AbortHandle>,
+    /// Requests in flight, to abort when the driver stops, and to name in the log.
+    in_flight: HashMap<RequestId, (AbortHandle, RequestLabel)>,
+    log: RequestLog,
     records: Records,
     flushes: Vec<FlushWaiter>,
     shutdowns: Vec<oneshot::Sender<Result<(), ShutdownError>>>,
@@ -51,7 +53,7 @@ pub(crate) struct Driver<R: Runtime, B: Backend> {
     /// Capacity of completed records not yet given back to the handles.
     released_records: usize,
     released_bytes: usize,
-    /// Records expired since the last log line.
+    /// Records expired in this round, for the log.
     expired: usize,
 }
 
@@ -137,6 +139,7 @@ impl<R: Runtime, B: Backend> Driver<R, B> {
             responses,
             responder,
             in_flight: HashMap::new(),
+            log: RequestLog::default(),
             records: Records::default(),
             flushes: Vec::new(),
             shutdowns: Vec::new(),
@@ -155,6 +158,7 @@ impl<R: Runtime, B: Backend> Driver<R, B> {
     pub(crate) async fn run(mut self) {
         debug!("producer driver started");
         poll_fn(|cx| self.poll_rounds(cx)).await;
+        self.log.summarise(self.runtime.now(), true);
         debug!("producer driver stopped");
     }
 
@@ -164,7 +168,11 @@ impl<R: Runtime, B: Backend> Driver<R, B> {
             let now = self.runtime.now();
             let mut worked = false;
             while let Poll::Ready(Some((id, response))) = self.responses.poll_recv(cx) {
-                self.in_flight.remove(&id);
+                if let Some((_, label)) = self.in_flight.remove(&id)
+                    && let Some(error) = response_error(&response)
+                {
+                    self.log.request_failed(now, &label, error);
+                }
                 self.core.handle_response(now, id, response);
                 worked = true;
             }
@@ -266,7 +274,8 @@ impl<R: Runtime, B: Backend> Driver<R, B> {
                     warn!(%stream, %reason, "no shard map: aggregating records by partition key only until a listing succeeds");
                 }
                 Event::ShardThrottled { stream, shard_id, rate_factor } => {
-                    info!(%stream, shard_id = %shard_id, rate_factor, "shard throttled; slowing down to it");
+                    debug!(%stream, shard_id = %shard_id, rate_factor, "shard throttled; slowing down to it");
+                    self.log.shard_throttled(now, &stream, shard_id, rate_factor);
                 }
                 Event::Drained => self.finished = Some(Ok(())),
                 // The handles admit records with the core's own rule before they reach it, so the core never
@@ -300,12 +309,10 @@ impl<R: Runtime, B: Backend> Driver<R, B> {
             self.released_bytes = 0;
         }
         if self.expired > 0 {
-            warn!(
-                records = self.expired,
-                "records expired: their record_ttl passed before they were written"
-            );
+            self.log.records_expired(now, self.expired);
             self.expired = 0;
         }
+        self.log.summarise(now, false);
         let (done, waiting): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.flushes).into_iter().partition(|flush| flush.remaining == 0);
         self.flushes = waiting;
@@ -335,9 +342,23 @@ impl<R: Runtime, B: Backend> Driver<R, B> {
         let timeout = self.core.config().request_timeout();
         let timer = self.runtime.sleep_until(now.checked_add(timeout).unwrap_or(now));
         let answer = Answer::new(id, &request, self.responder.clone());
-        let call = call(self.backend.clone(), request, timer, timeout);
+        let (label, span) = match &request {
+            Request::PutRecords(put) => (
+                RequestLabel { operation: "PutRecords", stream: put.stream.clone() },
+                info_span!("PutRecords", request = id.0, stream = %put.stream, entries = put.entries.len()),
+            ),
+            Request::ListShards(list) => (
+                RequestLabel { operation: "ListShards", stream: list.stream.clone() },
+                info_span!("ListShards", request = id.0, stream = %list.stream, next_page = list.next_token.is_some()),
+            ),
+            _ => (
+                RequestLabel { operation: "unknown", stream: StreamTarget::name("") },
+                info_span!("request", request = id.0),
+            ),
+        };
+        let call = call(self.backend.clone(), request, timer, timeout).instrument(span);
         let (abort, registration) = AbortHandle::new_pair();
-        self.in_flight.insert(id, abort);
+        self.in_flight.insert(id, (abort, label));
         let call = Abortable::new(call, registration);
         self.runtime.spawn(async move {
             match AssertUnwindSafe(call).catch_unwind().await {
@@ -415,7 +436,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 
 impl<R: Runtime, B: Backend> Drop for Driver<R, B> {
     fn drop(&mut self) {
-        for abort in self.in_flight.values() {
+        for (abort, _) in self.in_flight.values() {
             abort.abort();
         }
         // Commands that arrived too late: flushes and reads are answered by dropping their replies; a
@@ -426,6 +447,13 @@ impl<R: Runtime, B: Backend> Drop for Driver<R, B> {
                 let _ = reply.send(ending.clone());
             }
         }
+    }
+}
+
+fn response_error(response: &Response) -> Option<&RequestError> {
+    match response {
+        Response::ListShards(Err(error)) | Response::PutRecords(Err(error)) => Some(error),
+        _ => None,
     }
 }
 

@@ -1,20 +1,82 @@
 //! The async Kinesis producer: [`kpl_core`]'s state machine driven on tokio (or async-std), sending to
 //! Kinesis through aws-sdk-kinesis ([`AwsBackend`], feature `aws`, on by default) or to the in-process
-//! simulated Kinesis of `kpl-mock-backend` ([`MockBackend`]).
+//! simulated Kinesis of `kpl-mock-backend` ([`MockBackend`]). This crate re-exports what an application
+//! needs (the core's types, [`kpl_core`] itself, the mock, and the SDK crates as [`aws_config`] and
+//! [`aws_sdk_kinesis`]), so it is the one dependency to add.
+//!
+//! ```
+//! use kpl_tokio::{KinesisProducer, MockBackend, MockConfig, MockKinesis, ProducerConfig, StreamTarget};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A simulated Kinesis in the process; with AWS, `AwsBackend::from_sdk_config(&sdk_config)` instead.
+//! let mut kinesis = MockKinesis::new(MockConfig::calm(), 42)?;
+//! kinesis.create_stream("orders", 2)?;
+//! let producer = KinesisProducer::builder(ProducerConfig::default(), MockBackend::new(kinesis)).spawn()?;
+//! let stream = StreamTarget::name("orders");
+//! // `put_data` waits only while the producer is backpressured; the record's result comes later.
+//! let result = producer.put_data(&stream, "customer-42", &b"{\"total\": 12}"[..]).await?;
+//! let receipt = result.await?;
+//! println!("written to {} as {}", receipt.shard_id(), receipt.sequence_number());
+//! assert_eq!(receipt.attempts().len(), 1);
+//! producer.shutdown(std::time::Duration::from_secs(30)).await?; // flushes, waits for every record
+//! # Ok(()) }
+//! ```
+//!
+//! # AWS configuration
+//!
+//! [`AwsBackend::from_sdk_config`] takes the application's `SdkConfig` (the Rust SDK's convention: the
+//! application chooses the behavior version, region, credentials and HTTP client); [`AwsBackend::from_env`]
+//! loads the default chain with the SDK's latest behavior version. The SDK's retries are always turned off:
+//! the producer retries per record.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use kpl_tokio::{AwsBackend, KinesisProducer, ProducerConfig, StreamTarget};
+//! use kpl_tokio::aws_config::{self, BehaviorVersion};
+//! use kpl_tokio::{AwsBackend, KinesisProducer, ProducerConfig};
 //!
-//! let backend = AwsBackend::from_env().await; // region and credentials from the default chain
-//! let producer = KinesisProducer::builder(ProducerConfig::default(), backend).spawn()?;
-//! let stream = StreamTarget::name("orders");
-//! let result = producer.put_data(&stream, "customer-42", &b"{\"total\": 12}"[..]).await?;
-//! let receipt = result.await?; // shard id, sequence number, attempts
-//! println!("written to {} as {}", receipt.shard_id, receipt.sequence_number);
-//! producer.shutdown(std::time::Duration::from_secs(30)).await?;
+//! let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+//! let producer = KinesisProducer::builder(ProducerConfig::default(), AwsBackend::from_sdk_config(&sdk_config))
+//!     .spawn()?;
 //! # Ok(()) }
 //! ```
+//!
+//! # KPL `.properties` files
+//!
+//! [`from_properties_file`] loads a KPL file: its core settings into a [`ProducerConfig`], its connection
+//! settings (`Region`, `KinesisEndpoint`/`KinesisPort`, `Proxy*`, `CaCertFile`/`CaCertPath`,
+//! `ConnectTimeout`) onto an aws-config loader with `kinesis_config_loader` (and `cloudwatch_config_loader`
+//! for the metrics uploader), its `Metrics*` settings with [`MetricsConfig::from_settings`]. What the
+//! library cannot apply (threading, the native process, `LogLevel`, `VerifyCertificate = false`, ...) is
+//! listed, by key and with the reason, by [`unapplied_settings`]: log it.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use kpl_tokio::aws_config::{self, BehaviorVersion};
+//! use kpl_tokio::{AwsBackend, KinesisProducer, from_properties_file, kinesis_config_loader, unapplied_settings};
+//!
+//! let loaded = from_properties_file("kpl.properties")?;
+//! for warning in &loaded.warnings {
+//!     eprintln!("kpl.properties: {warning}");
+//! }
+//! for setting in unapplied_settings(&loaded) {
+//!     eprintln!("kpl.properties: {setting}");
+//! }
+//! let loader = kinesis_config_loader(aws_config::defaults(BehaviorVersion::latest()), &loaded)?;
+//! let backend = AwsBackend::from_sdk_config(&loader.load().await);
+//! let producer = KinesisProducer::builder(loaded.config.clone(), backend).spawn()?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Logging
+//!
+//! Events go through `tracing`; install a subscriber to see them. Each request runs in a span
+//! (`PutRecords` or `ListShards`, with the stream, the request id and the entry count). A request that fails
+//! as a whole is logged at `error` when retrying cannot cure it (access denied, stream not found, a request
+//! Kinesis refuses) and at `warn` otherwise (5xx, timeouts, lost connections): the first at once, repeats
+//! summarised every 10 seconds. Throttling is summarised at `info` per stream every 10 seconds (shards
+//! throttled, throttles, lowest rate), and expiries at `warn` likewise. No credentials and no record data
+//! are logged; error messages are the service's, cut to 512 characters.
 //!
 //! # Design
 //!
@@ -32,7 +94,10 @@
 //! - `aws` (default): [`AwsBackend`], on aws-sdk-kinesis and aws-config. Without it the crate has no AWS
 //!   dependency; the mock backend and [`Backend`]s of your own still work.
 //! - `async-std`: `AsyncStdRuntime`, a [`Runtime`] to run the driver on async-std (with a backend that
-//!   does not need tokio: the SDK's HTTP client does).
+//!   does not need tokio: the SDK's HTTP client does). async-std is discontinued upstream
+//!   (RUSTSEC-2025-0052): the adapter is kept for applications that cannot move yet.
+//! - `smol`: `SmolRuntime`, a [`Runtime`] on smol's global executor (with a backend that does not need
+//!   tokio).
 //! - `cloudwatch`: `CloudWatchUploader`, uploading the KPL's metrics to CloudWatch with aws-sdk-cloudwatch.
 //! - `metrics-facade`: `MetricsExporter`, publishing them through the `metrics` crate (Prometheus,
 //!   OpenTelemetry, ... exporters).
@@ -50,6 +115,7 @@
 //! handle instead closes gracefully: the driver keeps running until every record completed (bounded by
 //! `record_ttl` plus `request_timeout`) and every [`RecordFuture`] resolves with its real result.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "aws")]
 mod aws;
@@ -60,20 +126,41 @@ mod error;
 mod metrics;
 mod mock;
 mod producer;
+mod properties;
+mod request_log;
 mod runtime;
+#[cfg(any(feature = "aws", feature = "cloudwatch"))]
+mod settings;
 mod shared;
 
+/// The attribute to implement [`Backend`] with.
+pub use async_trait::async_trait;
 #[cfg(feature = "aws")]
 pub use aws::{AwsBackend, classify};
+/// The AWS SDK crates this one is built on, for configurations and clients of the same versions.
+#[cfg(any(feature = "aws", feature = "cloudwatch"))]
+pub use aws_config;
+#[cfg(feature = "cloudwatch")]
+pub use aws_sdk_cloudwatch;
+#[cfg(feature = "aws")]
+pub use aws_sdk_kinesis;
 pub use backend::Backend;
 pub use blocking::{BlockingProducer, BlockingRecord};
 pub use error::{DeliveryError, ShutdownError, SpawnError};
+/// The sans-IO core, for everything not re-exported here (a [`Runtime`] of your own, the `Producer` state
+/// machine itself).
+pub use kpl_core;
 pub use kpl_core::{
-    AggregationPolicy, Attempt, AttemptError, Metric, MetricName, MetricSample, MetricUnit,
-    MetricsGranularity, MetricsLevel, MetricsQuery, MetricsQueryError, MetricsRollup, MetricsWindow,
-    ProducerConfig, ProducerStats, PutError, RecordError, RecordFailure, RecordReceipt, RequestError,
-    RequestErrorKind, ShardId, ShardMapWait, Stat, StreamTarget, UserRecord,
+    AggregationPolicy, Attempt, AttemptError, ConfigError, ListShardsOutput, ListShardsRequest,
+    LoadedProperties, Metric, MetricName, MetricSample, MetricUnit, MetricsGranularity, MetricsLevel,
+    MetricsQuery, MetricsQueryError, MetricsRollup, MetricsWindow, NON_CORE_KPL_KEYS, ProducerConfig,
+    ProducerConfigBuilder, ProducerStats, PutError, PutRecordsEntry, PutRecordsRequest,
+    PutRecordsResultEntry, RecordError, RecordFailure, RecordReceipt, RequestError, RequestErrorKind,
+    ShardDescription, ShardId, ShardMapWait, Stat, StreamTarget, UserRecord,
 };
+/// The simulated Kinesis that [`MockBackend`] serves.
+pub use kpl_mock_backend;
+pub use kpl_mock_backend::{MockConfig, MockError, MockKinesis};
 #[cfg(feature = "cloudwatch")]
 pub use metrics::{CloudWatchUploader, UploadStats, UploaderHandle};
 #[cfg(feature = "metrics-facade")]
@@ -81,6 +168,15 @@ pub use metrics::{ExporterHandle, FacadeSnapshot, MetricsExporter};
 pub use metrics::{ExtraDimension, MetricsConfig, MetricsConfigError, MetricsError};
 pub use mock::MockBackend;
 pub use producer::{KinesisProducer, ProducerBuilder, RecordFuture};
+pub use properties::{PropertiesFileError, UnappliedSetting, from_properties_file, unapplied_settings};
 #[cfg(feature = "async-std")]
 pub use runtime::AsyncStdRuntime;
+#[cfg(feature = "smol")]
+pub use runtime::SmolRuntime;
 pub use runtime::{Runtime, TokioRuntime};
+#[cfg(any(feature = "aws", feature = "cloudwatch"))]
+pub use settings::ConnectionSettingsError;
+#[cfg(feature = "cloudwatch")]
+pub use settings::cloudwatch_config_loader;
+#[cfg(feature = "aws")]
+pub use settings::kinesis_config_loader;

@@ -4,8 +4,8 @@ use std::future::Future;
 use std::time::Instant;
 
 /// An async runtime the producer's driver runs on, as quinn's `Runtime`: the clock, timers and task
-/// spawning, nothing else. [`TokioRuntime`] is the default; `AsyncStdRuntime`
-/// (feature `async-std`) is the other one shipped.
+/// spawning, nothing else. [`TokioRuntime`] is the default; `SmolRuntime` (feature `smol`) and
+/// `AsyncStdRuntime` (feature `async-std`) are the others shipped.
 ///
 /// The clock must be the runtime's own, so that a paused or simulated clock (tokio's `start_paused`) drives
 /// the producer's timers too.
@@ -66,5 +66,32 @@ impl Runtime for AsyncStdRuntime {
 
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         drop(async_std::task::spawn(task));
+    }
+}
+
+/// smol (feature `smol`): tasks on smol's global executor (`smol::spawn`, detached), timers from async-io
+/// (`smol::Timer`), the system clock. aws-sdk-kinesis's HTTP client needs tokio, so on smol use the mock
+/// backend or a [`Backend`](crate::Backend) of your own (smol's `async-compat` can host a tokio-based one).
+#[cfg(feature = "smol")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SmolRuntime;
+
+#[cfg(feature = "smol")]
+impl Runtime for SmolRuntime {
+    type Sleep = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        let timer = smol::Timer::at(deadline);
+        Box::pin(async move {
+            timer.await;
+        })
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        smol::spawn(task).detach();
     }
 }

@@ -13,8 +13,9 @@ use kpl_core::{ListShardsOutput, ListShardsRequest, PutRecordsRequest, PutRecord
 use kpl_deagg::Mode;
 use kpl_mock_backend::{MockConfig, MockKinesis};
 use kpl_tokio::{
-    Backend, DeliveryError, KinesisProducer, MockBackend, ProducerConfig, PutError, RecordError,
-    RequestError, ShardMapWait, ShutdownError, StreamTarget, UserRecord,
+    Backend, DeliveryError, KinesisProducer, MetricName, MetricsGranularity, MetricsQuery, MetricsWindow,
+    MockBackend, ProducerConfig, PutError, RecordError, RequestError, ShardMapWait, ShutdownError, StreamTarget,
+    UserRecord,
 };
 
 const STREAM: &str = "orders";
@@ -367,7 +368,19 @@ fn the_blocking_wrapper_works_from_plain_threads() {
     let written: usize = threads.into_iter().map(|thread| thread.join().unwrap()).sum();
     assert_eq!(written, 400);
     assert_eq!(producer.outstanding_records(), 0);
+    // The async handle's getters, from a plain thread.
+    assert_eq!(producer.oldest_record_age(), None);
+    assert_eq!(producer.stats().unwrap().user_records_put, 400);
+    assert_eq!(producer.config().record_ttl(), ProducerConfig::default().record_ttl());
+    let put = MetricsQuery::new(MetricsWindow::Cumulative)
+        .name(MetricName::UserRecordsPut)
+        .granularity(MetricsGranularity::Global);
+    let metrics = producer.metrics_query(put).unwrap();
+    assert_eq!(metrics.len(), 1, "{metrics:?}");
+    assert_eq!(metrics[0].stat.sum, 400.0, "{metrics:?}");
+    assert!(producer.metrics().is_some_and(|samples| !samples.is_empty()));
     producer.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!(producer.stats(), None, "the driver stopped");
     assert_eq!(committed(&backend).len(), 400);
 }
 

@@ -105,10 +105,22 @@ impl CloudWatchUploader {
         Self { client, config, request_timeout: DEFAULT_REQUEST_TIMEOUT }
     }
 
-    /// An uploader with the region and credentials of the default chain (environment, profile, IMDS).
+    /// An uploader from the application's shared SDK configuration (with the KPL's `Cloudwatch*`,
+    /// proxy and TLS settings: [`cloudwatch_config_loader`](crate::cloudwatch_config_loader)). A
+    /// configuration without a behavior version gets `BehaviorVersion::latest()` (the SDK would panic).
+    pub fn from_sdk_config(sdk_config: &aws_config::SdkConfig, config: MetricsConfig) -> Self {
+        let mut builder = aws_sdk_cloudwatch::config::Builder::from(sdk_config);
+        if sdk_config.behavior_version().is_none() {
+            builder.set_behavior_version(Some(aws_config::BehaviorVersion::latest()));
+        }
+        Self::new(Client::from_conf(builder.build()), config)
+    }
+
+    /// An uploader with the region and credentials of the default chain (environment, profile, IMDS), and
+    /// the SDK's latest behavior version: to pin one, use [`from_sdk_config`](Self::from_sdk_config).
     pub async fn from_env(config: MetricsConfig) -> Self {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::new(Client::new(&sdk), config)
+        Self::from_sdk_config(&sdk, config)
     }
 
     /// The bound on one `PutMetricData` call, the SDK's retries included (default 20 s).
@@ -307,6 +319,13 @@ mod tests {
             .region(Region::new("us-east-1"))
             .build();
         CloudWatchUploader::new(Client::from_conf(sdk), config)
+    }
+
+    #[test]
+    fn an_sdk_config_without_a_behavior_version_still_makes_an_uploader() {
+        let sdk = aws_config::SdkConfig::builder().region(Region::new("eu-west-1")).build();
+        let uploader = CloudWatchUploader::from_sdk_config(&sdk, MetricsConfig::default());
+        assert_eq!(uploader.client.config().region().map(|region| region.as_ref()), Some("eu-west-1"));
     }
 
     fn node(code: Option<&str>, stream: Option<&str>, shard: Option<&str>) -> Metric {

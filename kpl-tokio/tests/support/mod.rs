@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cbor_bridge;
+pub mod forward_proxy;
 pub mod metrics_workload;
 pub mod moto;
 pub mod proxy;
