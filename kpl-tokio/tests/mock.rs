@@ -14,8 +14,8 @@ use kpl_deagg::Mode;
 use kpl_mock_backend::{MockConfig, MockKinesis};
 use kpl_tokio::{
     Backend, DeliveryError, KinesisProducer, MetricName, MetricsGranularity, MetricsQuery, MetricsWindow,
-    MockBackend, ProducerConfig, PutError, RecordError, RequestError, ShardMapWait, ShutdownError, StreamTarget,
-    UserRecord,
+    MockBackend, ProducerConfig, PutError, RecordError, RequestError, ShardMapWait, ShutdownError,
+    StreamTarget, UserRecord,
 };
 
 const STREAM: &str = "orders";
