@@ -69,7 +69,7 @@ pub struct Observation {
     pub id: FileId,
     /// Its size in bytes.
     pub size: u64,
-    /// Its first bytes, up to [`FINGERPRINT_MAX_LEN`](crate::core::FINGERPRINT_MAX_LEN).
+    /// Its first bytes, up to [`FINGERPRINT_MAX_LEN`].
     pub head: Vec<u8>,
     /// Whether the flow's pattern matched it (`false`: a file in [`Tailer::leftover_dirs`]).
     pub matched: bool,
@@ -294,7 +294,7 @@ impl Tailer {
     }
 
     /// Before reading file `key`: its open handle's current size and first bytes (up to
-    /// [`FINGERPRINT_MAX_LEN`](crate::core::FINGERPRINT_MAX_LEN)). Without this check, bytes of a
+    /// [`FINGERPRINT_MAX_LEN`]). Without this check, bytes of a
     /// truncated and refilled file could be taken for the old content.
     pub fn check_handle(&mut self, key: FileKey, size: u64, head: &[u8], now: Instant) -> HandleCheck {
         let Some(file) = self.files.get_mut(&key) else { return HandleCheck::Wait };
