@@ -37,17 +37,9 @@ pub struct AgentArgs {
     check: bool,
 }
 
-/// Runs the agent until SIGTERM or SIGINT.
+/// Runs the agent until SIGTERM or SIGINT. Logs go through the subscriber `main` installed (info by
+/// default for the agent).
 pub async fn run(args: AgentArgs) -> Result<(), CliError> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Already set (only in tests running several commands in one process): keep it.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .try_init();
     let loaded = load(&args.config, args.strict)?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");

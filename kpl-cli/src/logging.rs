@@ -20,10 +20,11 @@ pub struct Verbosity {
 }
 
 impl Verbosity {
-    /// The filter the flags ask for: the producer's crates at the level asked, others one level below.
-    fn filter(self) -> &'static str {
+    /// The filter the flags ask for: the producer's crates at the level asked, others one level below;
+    /// `default` without flags.
+    fn filter(self, default: &'static str) -> &'static str {
         match (self.verbose, self.quiet) {
-            (0, 0) => "error",
+            (0, 0) => default,
             (0, _) => "off",
             (1, _) => "warn,kpl_tokio=info,kpl_core=info",
             (2, _) => "info,kpl_tokio=debug,kpl_core=debug",
@@ -32,11 +33,13 @@ impl Verbosity {
     }
 }
 
-/// Installs the subscriber: `RUST_LOG` if it is set, else the flags' level.
-pub fn install(verbosity: Verbosity) {
+/// Installs the subscriber: `RUST_LOG` if it is set, else the flags' level, else `default` (`"error"` for
+/// the commands that report failed records themselves, `"info"` for the agent, a daemon whose progress lines
+/// are its report).
+pub fn install(verbosity: Verbosity, default: &'static str) {
     let filter = match std::env::var_os(EnvFilter::DEFAULT_ENV) {
         Some(_) => EnvFilter::from_default_env(),
-        None => EnvFilter::new(verbosity.filter()),
+        None => EnvFilter::new(verbosity.filter(default)),
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // Fails only if a subscriber is already installed, which then keeps logging.
@@ -53,7 +56,7 @@ mod tests {
 
     #[test]
     fn flags_choose_the_level() {
-        let filter = |verbose, quiet| Verbosity { verbose, quiet }.filter();
+        let filter = |verbose, quiet| Verbosity { verbose, quiet }.filter("error");
         assert_eq!(filter(0, 0), "error");
         assert_eq!(filter(1, 0), "warn,kpl_tokio=info,kpl_core=info");
         assert_eq!(filter(2, 0), "info,kpl_tokio=debug,kpl_core=debug");
@@ -61,6 +64,9 @@ mod tests {
             [filter(3, 0), filter(9, 0), filter(0, 1), filter(0, 2)],
             ["trace", "trace", "off", "off"]
         );
+        // The agent's default is info; -q still silences it.
+        let agent = |verbose, quiet| Verbosity { verbose, quiet }.filter("info");
+        assert_eq!([agent(0, 0), agent(0, 1)], ["info", "off"]);
         for verbosity in [(0, 0), (1, 0), (2, 0), (0, 1), (0, 2)] {
             assert!(EnvFilter::try_new(filter(verbosity.0, verbosity.1)).is_ok());
         }

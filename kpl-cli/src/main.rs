@@ -64,7 +64,8 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
     };
-    logging::install(cli.verbosity);
+    let default_level = if matches!(cli.command, Command::Agent(_)) { "info" } else { "error" };
+    logging::install(cli.verbosity, default_level);
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
