@@ -341,7 +341,7 @@ impl<R: Runtime, B: Backend> Driver<R, B> {
         let Transmit { id, request } = transmit;
         let timeout = self.core.config().request_timeout();
         let timer = self.runtime.sleep_until(now.checked_add(timeout).unwrap_or(now));
-        let answer = Answer::new(id, &request, self.responder.clone());
+        let mut answer = Answer::new(id, &request, self.responder.clone());
         let (label, span) = match &request {
             Request::PutRecords(put) => (
                 RequestLabel { operation: "PutRecords", stream: put.stream.clone() },
@@ -393,7 +393,7 @@ impl Answer {
         Self { id, list_shards: matches!(request, Request::ListShards(_)), responder: Some(responder) }
     }
 
-    fn send(mut self, response: Response) {
+    fn send(&mut self, response: Response) {
         if let Some(responder) = self.responder.take() {
             // The driver is gone when this fails: nobody is waiting for the response.
             let _ = responder.send((self.id, response));
@@ -405,7 +405,7 @@ impl Answer {
     }
 
     /// Answers with an ambiguous failure (`Timeout`: the records are retried and may be duplicated).
-    fn fail(self, message: String) {
+    fn fail(&mut self, message: String) {
         let error = RequestError::new(RequestErrorKind::Timeout, Some("RequestTaskEnded"), message);
         let response = if self.list_shards {
             Response::ListShards(Err(error))
@@ -418,10 +418,9 @@ impl Answer {
 
 impl Drop for Answer {
     fn drop(&mut self) {
-        if let Some(responder) = self.responder.take() {
+        if self.responder.is_some() {
             error!(request = ?self.id, "a request task ended without an answer (cancelled, or its runtime shut down); its records are retried");
-            Answer { id: self.id, list_shards: self.list_shards, responder: Some(responder) }
-                .fail("the request task ended without an answer".into());
+            self.fail("the request task ended without an answer".into());
         }
     }
 }
