@@ -62,8 +62,9 @@ impl KinesisRecordState {
         self.entry.partition_key.len() + self.entry.data.len()
     }
 
-    /// Whether it must be sent in a request of its own (see `PendingRecord::isolated`).
+    /// Whether it must be sent in a request of its own (see `PendingRecord::isolated`). An isolated record
+    /// always goes alone, so only a single-record Kinesis record can be one: no scan of an aggregate.
     pub(crate) fn isolated(&self) -> bool {
-        self.users.iter().any(|user| user.isolated)
+        matches!(self.users.as_slice(), [only] if only.isolated)
     }
 }
