@@ -12,6 +12,12 @@ pub struct RecordId(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RequestId(pub u64);
 
+/// Identifies one [`Producer::flush`](crate::Producer::flush). Never reused within a producer, and assigned in
+/// increasing order. [`Event::FlushCompleted`](crate::Event::FlushCompleted) carries it once every record
+/// the flush covers has completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FlushId(pub u64);
+
 /// The stream a record goes to: by name, or by ARN (which also names the account and region).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum StreamTarget {

@@ -107,7 +107,7 @@ mod time;
 
 pub use config::{AggregationPolicy, ConfigError, ProducerConfig, ProducerConfigBuilder, ShardMapWait};
 pub use event::Event;
-pub use ids::{RecordId, RequestId, ShardId, StreamTarget};
+pub use ids::{FlushId, RecordId, RequestId, ShardId, StreamTarget};
 pub use metrics::{
     MAX_WINDOW_SECONDS, Metric, MetricName, MetricSample, MetricUnit, MetricsGranularity, MetricsLevel,
     MetricsQuery, MetricsQueryError, MetricsRollup, MetricsWindow, PENDING_SAMPLE_PERIOD, RETENTION_SECONDS,

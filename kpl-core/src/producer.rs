@@ -8,7 +8,7 @@ use kpl_deagg::{AggregateLimits, parse_explicit_hash_key, partition_key_hash};
 
 use crate::config::{AggregationPolicy, ProducerConfig, ShardMapWait};
 use crate::event::Event;
-use crate::ids::{RecordId, RequestId, ShardId, StreamTarget};
+use crate::ids::{FlushId, RecordId, RequestId, ShardId, StreamTarget};
 use crate::limiter::ShardLimiter;
 use crate::map::DetMap;
 use crate::metrics::{
@@ -59,6 +59,18 @@ enum Timer {
 
 /// A node of a metric's dimension tree: name, error code, stream index, shard slot.
 type NodeKey<'a> = (MetricName, Option<&'a str>, Option<u32>, Option<u32>);
+
+/// A flush whose records have not all completed.
+#[derive(Debug)]
+struct PendingFlush {
+    id: FlushId,
+    /// The stream flushed, or `None` for all.
+    stream: Option<u32>,
+    /// It covers the records with smaller ids (all accepted before it).
+    before: RecordId,
+    /// Covered records not completed yet.
+    remaining: u64,
+}
 
 /// A request the adapter holds.
 #[derive(Debug)]
@@ -118,6 +130,9 @@ pub struct Producer {
     next_seq: u64,
     outstanding_bytes: usize,
     oldest: OldestTracker,
+    /// Flushes waiting for their records, in the order they were asked for.
+    flushes: Vec<PendingFlush>,
+    next_flush_id: u64,
     backpressured: bool,
     closed: bool,
     drained: bool,
@@ -147,6 +162,8 @@ impl Producer {
             next_seq: 0,
             outstanding_bytes: 0,
             oldest: OldestTracker::default(),
+            flushes: Vec::new(),
+            next_flush_id: 0,
             backpressured: false,
             closed: false,
             drained: false,
@@ -368,8 +385,33 @@ impl Producer {
     /// Sends everything buffered now, ignoring buffering deadlines but still within the rate limits and the
     /// in-flight cap: of one stream, or of all with `None`. Records waiting out a retry backoff keep waiting;
     /// records held for a stream's first shard map go out as soon as it arrives.
-    pub fn flush(&mut self, now: Instant, stream: Option<&StreamTarget>) {
+    ///
+    /// Returns the flush's id: [`Event::FlushCompleted`] with it follows once every record accepted before
+    /// this call (of that stream, or of all streams with `None`) has completed, successfully or not; at once
+    /// when none is outstanding. Records accepted after the call do not hold it up.
+    pub fn flush(&mut self, now: Instant, stream: Option<&StreamTarget>) -> FlushId {
         let now = self.clock(now);
+        let id = FlushId(self.next_flush_id);
+        self.next_flush_id += 1;
+        let index = stream.and_then(|target| self.stream_index.get(target).copied());
+        let remaining = match (stream, index) {
+            (None, _) => self.oldest.len() as u64,
+            (Some(_), Some(s)) => self.streams[s as usize].pending,
+            // A stream never seen has nothing outstanding.
+            (Some(_), None) => 0,
+        };
+        if remaining == 0 {
+            self.events.push_back(Event::FlushCompleted(id));
+        } else {
+            let before = RecordId(self.next_record_id);
+            self.flushes.push(PendingFlush { id, stream: index, before, remaining });
+        }
+        self.send_buffered(now, stream);
+        id
+    }
+
+    /// Sends everything buffered now (see [`flush`](Self::flush)).
+    fn send_buffered(&mut self, now: Instant, stream: Option<&StreamTarget>) {
         let selected: Vec<u32> = match stream {
             Some(target) => self.stream_index.get(target).copied().into_iter().collect(),
             None => (0..self.streams.len() as u32).collect(),
@@ -398,7 +440,7 @@ impl Producer {
     pub fn close(&mut self, now: Instant) {
         let now = self.clock(now);
         self.closed = true;
-        self.flush(now, None);
+        self.send_buffered(now, None);
         self.check_drained();
     }
 
@@ -1355,6 +1397,9 @@ impl Producer {
         stream.pending -= 1;
         let stream = stream.target.clone();
         self.events.push_back(Event::RecordCompleted(RecordOutcome { id, stream, result }));
+        if !self.flushes.is_empty() {
+            self.flush_progress(s, id);
+        }
         if self.backpressured
             && (self.oldest.len() as u64) < self.config.max_outstanding_records()
             && (self.outstanding_bytes as u64) < self.config.max_outstanding_bytes()
@@ -1363,6 +1408,22 @@ impl Producer {
             self.events.push_back(Event::CapacityAvailable);
         }
         self.check_drained();
+    }
+
+    /// Record `id` of stream `s` completed: counts it against the flushes that cover it, and reports those
+    /// it completes, in the order they were asked for.
+    fn flush_progress(&mut self, s: u32, id: RecordId) {
+        let events = &mut self.events;
+        self.flushes.retain_mut(|flush| {
+            if id < flush.before && flush.stream.is_none_or(|stream| stream == s) {
+                flush.remaining -= 1;
+                if flush.remaining == 0 {
+                    events.push_back(Event::FlushCompleted(flush.id));
+                    return false;
+                }
+            }
+            true
+        });
     }
 
     fn check_drained(&mut self) {
