@@ -96,7 +96,6 @@ mod metrics;
 mod oldest;
 mod pending;
 mod producer;
-mod properties;
 mod record;
 mod request;
 mod rng;
@@ -105,7 +104,11 @@ mod stats;
 mod stream;
 mod time;
 
-pub use config::{AggregationPolicy, ConfigError, ProducerConfig, ProducerConfigBuilder, ShardMapWait};
+pub use config::properties::{LoadedProperties, NON_CORE_KPL_KEYS};
+pub use config::{
+    AggregationPolicy, ConfigError, KplValue, ProducerConfig, ProducerConfigBuilder, ShardMapWait,
+    parse_value as parse_kpl_value,
+};
 pub use event::Event;
 pub use ids::{FlushId, RecordId, RequestId, ShardId, StreamTarget};
 pub use metrics::{
@@ -114,7 +117,6 @@ pub use metrics::{
     Stat,
 };
 pub use producer::Producer;
-pub use properties::{LoadedProperties, NON_CORE_KPL_KEYS};
 pub use record::{
     Attempt, AttemptError, PutError, RecordError, RecordFailure, RecordOutcome, RecordReceipt, UserRecord,
 };

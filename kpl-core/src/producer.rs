@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use kpl_deagg::limits::{MAX_PARTITION_KEY_LENGTH, is_valid_stream_arn, is_valid_stream_name, utf16_length};
-use kpl_deagg::{AggregateLimits, parse_explicit_hash_key, partition_key_hash};
+use kpl_deagg::{AggregateLimits, partition_key_hash};
 
+use crate::config::admission::{validate_record, validate_stream};
 use crate::config::{AggregationPolicy, ProducerConfig, ShardMapWait};
 use crate::event::Event;
 use crate::ids::{FlushId, RecordId, RequestId, ShardId, StreamTarget};
@@ -332,7 +332,7 @@ impl Producer {
         if self.closed {
             return Err(PutError::Closed);
         }
-        let explicit_hash_key = validate(&self.config, &record)?;
+        let explicit_hash_key = validate_record(&self.config, &record)?;
         let cost = record.size();
         let outstanding_records = self.oldest.len();
         if !self.config.admits(outstanding_records, self.outstanding_bytes, cost) {
@@ -1440,57 +1440,6 @@ fn dims(stream: u32, slot: Option<u32>, error_code: Option<&str>) -> Dimensions 
 
 fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
-}
-
-impl ProducerConfig {
-    /// Checks a record as [`Producer::put_record`] does (stream, partition key, explicit hash key, size),
-    /// without a producer: an adapter whose producer lives on another task refuses bad records at once.
-    pub fn check_record(&self, record: &UserRecord) -> Result<(), PutError> {
-        validate(self, record).map(drop)
-    }
-
-    /// The backpressure rule of [`Producer::put_record`]: whether a record of `size` bytes
-    /// ([`UserRecord::size`]) is accepted while `outstanding_records` records of `outstanding_bytes` bytes
-    /// are outstanding. A record larger than the byte limit is still taken when nothing else is
-    /// outstanding, or it could never be.
-    pub fn admits(&self, outstanding_records: usize, outstanding_bytes: usize, size: usize) -> bool {
-        (outstanding_records as u64) < self.max_outstanding_records()
-            && (outstanding_records == 0
-                || (outstanding_bytes.saturating_add(size)) as u64 <= self.max_outstanding_bytes())
-    }
-}
-
-fn validate(config: &ProducerConfig, record: &UserRecord) -> Result<Option<u128>, PutError> {
-    validate_stream(&record.stream)?;
-    let key = &record.partition_key;
-    if key.is_empty() {
-        return Err(PutError::EmptyPartitionKey);
-    }
-    // A key of at most 256 bytes has at most 256 UTF-16 units: count only when it could matter.
-    if key.len() > MAX_PARTITION_KEY_LENGTH {
-        let length = utf16_length(key);
-        if length > MAX_PARTITION_KEY_LENGTH {
-            return Err(PutError::PartitionKeyTooLong { length });
-        }
-    }
-    let explicit_hash_key = record.explicit_hash_key.as_deref().map(parse_explicit_hash_key).transpose()?;
-    let size = record.size();
-    let max = config.max_record_size() as usize;
-    if size > max {
-        return Err(PutError::RecordTooLarge { size, max });
-    }
-    Ok(explicit_hash_key)
-}
-
-fn validate_stream(stream: &StreamTarget) -> Result<(), PutError> {
-    let valid = match stream {
-        StreamTarget::Name(name) => is_valid_stream_name(name),
-        StreamTarget::Arn(arn) => is_valid_stream_arn(arn),
-    };
-    if !valid {
-        return Err(PutError::InvalidStream(stream.to_string()));
-    }
-    Ok(())
 }
 
 fn mismatched_response() -> RequestError {
