@@ -84,3 +84,25 @@ impl fmt::Display for ShardId {
         f.write_str(&self.0)
     }
 }
+
+/// A stream's index in the producer, in the order it was first seen. Internal: it indexes every stage's
+/// per-stream state, and the metrics' dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct StreamIx(pub(crate) u32);
+
+impl StreamIx {
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A shard's slot within its stream, in the order shards were first listed; a shard keeps its slot after it
+/// closes. Internal, as [`StreamIx`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ShardSlot(pub(crate) u32);
+
+impl ShardSlot {
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}

@@ -87,21 +87,26 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod aggregate;
+mod collect;
+mod completion;
 mod config;
 mod event;
 mod ids;
 mod limiter;
+mod listing;
 mod map;
 mod metrics;
 mod oldest;
-mod pending;
+mod outgoing;
 mod producer;
 mod record;
 mod request;
+mod retry;
 mod rng;
 mod shard_map;
+mod shard_queue;
 mod stats;
-mod stream;
 mod time;
 
 pub use config::properties::{LoadedProperties, NON_CORE_KPL_KEYS};
@@ -118,7 +123,8 @@ pub use metrics::{
 };
 pub use producer::Producer;
 pub use record::{
-    Attempt, AttemptError, PutError, RecordError, RecordFailure, RecordOutcome, RecordReceipt, UserRecord,
+    Attempt, AttemptError, AttemptErrorKind, PutError, RecordError, RecordFailure, RecordOutcome,
+    RecordReceipt, UserRecord,
 };
 pub use request::{
     ListShardsOutput, ListShardsRequest, PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry, Request,

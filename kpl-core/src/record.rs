@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::ids::{RecordId, ShardId, StreamTarget};
-use crate::request::RequestError;
+use crate::request::{RequestError, RequestErrorKind};
 
 /// A record as the application hands it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,14 +104,56 @@ impl Attempt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AttemptError {
+    /// Whose condition it is: the service's, or one the producer found itself.
+    pub kind: AttemptErrorKind,
     /// The error code: the service's (`ProvisionedThroughputExceededException`, `InternalFailure`, ...)
-    /// or the producer's (`Wrong Shard`, `Timeout`).
+    /// or the producer's (`Wrong Shard`, `Record Count Mismatch`, `Timeout`, as the KPL writes them).
     pub code: String,
     /// The message.
     pub message: String,
 }
 
+/// What kind of failure an [`AttemptError`] is: its code typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttemptErrorKind {
+    /// Kinesis answered with this error code (for the entry, or for the whole request).
+    Service,
+    /// The request failed with no service error code (a timeout, a transport error): the code is the
+    /// class's name, e.g. `Timeout`.
+    Request(RequestErrorKind),
+    /// Written to a shard other than predicted that does not hold all of its records: code `Wrong Shard`.
+    WrongShard,
+    /// The response held a different number of results than the request had entries: code
+    /// `Record Count Mismatch`.
+    RecordCountMismatch,
+}
+
 impl AttemptError {
+    /// An error of the producer's own `kind` (not [`AttemptErrorKind::Service`]), with the KPL's code for it.
+    pub(crate) fn producer(kind: AttemptErrorKind, message: String) -> Self {
+        let code = match kind {
+            AttemptErrorKind::WrongShard => "Wrong Shard".to_owned(),
+            AttemptErrorKind::RecordCountMismatch => "Record Count Mismatch".to_owned(),
+            AttemptErrorKind::Request(class) => format!("{class:?}"),
+            AttemptErrorKind::Service => String::new(),
+        };
+        Self { kind, code, message }
+    }
+
+    /// An error Kinesis reported with `code`.
+    pub(crate) fn service(code: String, message: String) -> Self {
+        Self { kind: AttemptErrorKind::Service, code, message }
+    }
+
+    /// The error of a whole request that failed.
+    pub(crate) fn request(error: &RequestError) -> Self {
+        match &error.code {
+            Some(code) => Self::service(code.clone(), error.message.clone()),
+            None => Self::producer(AttemptErrorKind::Request(error.kind), error.message.clone()),
+        }
+    }
+
     /// The error code (the KPL's `Attempt.getErrorCode`).
     pub fn code(&self) -> &str {
         &self.code

@@ -102,6 +102,9 @@ mod tests {
         assert_eq!(parse_value::<MetricsLevel>("MetricsLevel", "summary"), Ok(MetricsLevel::Summary));
         assert_eq!(MetricsGranularity::parse_kpl("Shard"), Ok(MetricsGranularity::Shard));
         let error = parse_value::<MetricsGranularity>("MetricsGranularity", "region").unwrap_err();
-        assert_eq!(error.to_string(), "MetricsGranularity = \"region\": expected one of global, stream, shard");
+        assert_eq!(
+            error.to_string(),
+            "MetricsGranularity = \"region\": expected one of global, stream, shard"
+        );
     }
 }
