@@ -1,27 +1,28 @@
-//! The producer: the router between the pipeline's stages.
+//! The producer: the call contract and the API, over a router between the pipeline's stages.
 //!
 //! A user record goes `put_record` → aggregation (`aggregate.rs`; or held for the first shard map,
 //! `listing.rs`) → its shard's queue and rate limiter (`shard_queue.rs`) → collection into a PutRecords
 //! request (`collect.rs`) → `poll_transmit` → `handle_response` (`response.rs`: success, retry through the
 //! backoff queue of `retry.rs`, or failure) → completion (`completion.rs`) → `poll_event`. Each stage owns
-//! its data, rules and timers and hands back what it releases; this module passes records between them,
-//! fires their timers in time order, and reports every event once to the telemetry sink (`metrics/`).
+//! its data, rules and timers and hands back what it releases; `routing.rs` passes records between them and
+//! fires their timers in time order; every event is counted once by the telemetry sink (`metrics/`).
 
 mod response;
+mod routing;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use kpl_deagg::{AggregateLimits, partition_key_hash};
 
-use crate::aggregate::{Added, AggKey, Aggregation};
+use crate::aggregate::Aggregation;
 use crate::collect::{Collection, RequestLimits};
 use crate::completion::Completion;
 use crate::config::admission::{validate_record, validate_stream};
 use crate::config::{AggregationPolicy, ProducerConfig, ShardMapWait};
 use crate::event::Event;
 use crate::ids::{FlushId, RecordId, RequestId, StreamIx, StreamTarget};
-use crate::listing::{Listed, Listing, TimerFired};
+use crate::listing::Listing;
 use crate::metrics::{Metric, MetricSample, MetricsQuery, MetricsQueryError, Telemetry};
 use crate::outgoing::{AcceptedRecord, OutgoingRecord};
 use crate::record::{PutError, UserRecord};
@@ -38,15 +39,6 @@ use crate::time::{deadline_after, earliest, has_passed};
 enum InFlight {
     Put { stream: StreamIx, records: Vec<OutgoingRecord>, started: Instant },
     ListShards { stream: StreamIx },
-}
-
-/// The stages' timers, in the order they fire when due at the same instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Stage {
-    Aggregation,
-    ShardQueues,
-    Collection,
-    Listing,
 }
 
 /// The sans-IO producer.
@@ -303,37 +295,7 @@ impl Producer {
     /// Time passed: fire whatever is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clock(now);
-        // The stages' timers in time order (and, at one instant, in pipeline order).
-        while let Some((at, stage)) = self.next_timer()
-            && at <= now
-        {
-            match stage {
-                Stage::Aggregation => {
-                    if let Some((s, key)) = self.aggregation.pop_timer() {
-                        self.finish_buffer(now, s, key, true);
-                    }
-                }
-                Stage::ShardQueues => {
-                    if let Some((s, slot)) = self.shard_queues.pop_timer() {
-                        self.drain_shard(now, s, slot);
-                    }
-                }
-                Stage::Collection => self.collection.fire_timer(now),
-                Stage::Listing => match self.listing.fire_timer(now) {
-                    Some(TimerFired::HoldTimedOut(s)) => {
-                        let waited = self.config.shard_map_wait_timeout();
-                        let reason = format!("no shard map within shard_map_wait_timeout ({waited:?})");
-                        self.give_up_holding(now, s, reason);
-                    }
-                    Some(TimerFired::HeldExpired(s, expired)) => {
-                        for record in expired {
-                            self.fail_expired(s, record);
-                        }
-                    }
-                    None => {}
-                },
-            }
-        }
+        self.fire_timers(now);
         while let Some((s, record)) = self.retries.pop_due(now) {
             if has_passed(record.expiration, now) {
                 self.fail_expired(s, record);
@@ -411,11 +373,11 @@ impl Producer {
             // Closed with nothing left: no more work, not even refreshing a shard map.
             return None;
         }
-        earliest(self.next_timer().map(|(at, _)| at), self.retries.next_due())
+        earliest(self.next_timer_at(), self.retries.next_due())
     }
 
     // ---------------------------------------------------------------------------------------------
-    // Routing
+    // Intake
 
     /// Clamps `now` to the latest seen (it never goes backwards), and moves the telemetry's clock.
     fn clock(&mut self, now: Instant) -> Instant {
@@ -443,182 +405,6 @@ impl Producer {
     fn next_request_id(&mut self) -> RequestId {
         self.next_request_id += 1;
         RequestId(self.next_request_id - 1)
-    }
-
-    /// The earliest stage timer, stale or not.
-    fn next_timer(&self) -> Option<(Instant, Stage)> {
-        [
-            self.aggregation.next_timer().map(|at| (at, Stage::Aggregation)),
-            self.shard_queues.next_timer().map(|at| (at, Stage::ShardQueues)),
-            self.collection.next_timer().map(|at| (at, Stage::Collection)),
-            self.listing.next_timer().map(|at| (at, Stage::Listing)),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    /// Sends a record on its way: into an aggregation buffer, alone into a Kinesis record, or into the
-    /// hold for the shard map.
-    fn route(&mut self, now: Instant, s: StreamIx, record: AcceptedRecord) {
-        let slot = self.listing.predict(s, record.hash_key);
-        let key = match (self.config.aggregation(), slot) {
-            _ if record.isolated => None,
-            (AggregationPolicy::PerShard, Some(slot)) => Some(AggKey::Shard(slot)),
-            (AggregationPolicy::PerShard, None)
-                if self.listing.awaits_first_map(s) && self.config.shard_map_wait() == ShardMapWait::Hold =>
-            {
-                self.listing.hold(s, record);
-                return;
-            }
-            // With no shard map to be had, records of one hash key still share aggregates: they land on one
-            // shard whatever the map.
-            (AggregationPolicy::PerShard, None) if self.listing.map_unavailable(s) => {
-                Some(AggKey::HashKey(record.hash_key))
-            }
-            (AggregationPolicy::SameHashKey, _) => Some(AggKey::HashKey(record.hash_key)),
-            _ => None,
-        };
-        match key {
-            Some(key) => self.aggregate(now, s, key, record),
-            None => {
-                let alone = self.aggregation.alone(record, slot);
-                self.enqueue(now, s, alone);
-            }
-        }
-    }
-
-    fn aggregate(&mut self, now: Instant, s: StreamIx, key: AggKey, record: AcceptedRecord) {
-        match self.aggregation.add(now, s, key, record) {
-            Added::Buffered => {}
-            Added::Complete => self.finish_buffer(now, s, key, false),
-            Added::Full(record) => {
-                // Send what it holds, start a new one with the record (an empty buffer takes anything).
-                self.finish_buffer(now, s, key, false);
-                self.aggregate(now, s, key, record);
-            }
-        }
-    }
-
-    /// Turns an aggregation buffer into a Kinesis record and sends it on (only if due, with `if_due`).
-    fn finish_buffer(&mut self, now: Instant, s: StreamIx, key: AggKey, if_due: bool) {
-        let listing = &self.listing;
-        let predict = |hash_key| listing.predict(s, hash_key);
-        let record = if if_due {
-            self.aggregation.finish_due(now, s, key, predict)
-        } else {
-            self.aggregation.finish(s, key, predict)
-        };
-        if let Some(record) = record {
-            self.enqueue(now, s, record);
-        }
-    }
-
-    /// A Kinesis record goes to its shard's limiter, or straight to collection when no shard is predicted.
-    fn enqueue(&mut self, now: Instant, s: StreamIx, record: OutgoingRecord) {
-        match record.slot {
-            Some(slot) => {
-                self.shard_queues.push(s, slot, record);
-                self.drain_shard(now, s, slot);
-            }
-            None => self.collection.collect(now, s, record),
-        }
-    }
-
-    /// Lets a shard's queued Kinesis records through as fast as its limiter allows, after failing (or
-    /// re-routing) what expired in the queue.
-    fn drain_shard(&mut self, now: Instant, s: StreamIx, slot: crate::ids::ShardSlot) {
-        for record in self.shard_queues.take_expired(now, s, slot) {
-            self.expire(now, s, record);
-        }
-        while let Some(record) = self.shard_queues.pop_ready(now, s, slot) {
-            self.collection.collect(now, s, record);
-        }
-    }
-
-    /// A Kinesis record whose earliest TTL passed: its expired records fail, the others are re-routed.
-    fn expire(&mut self, now: Instant, s: StreamIx, record: OutgoingRecord) {
-        for user in record.users {
-            if has_passed(user.expiration, now) {
-                self.fail_expired(s, user);
-            } else {
-                self.route(now, s, user);
-            }
-        }
-    }
-
-    /// Sends the aggregation buffers and requests that fell due during an input. Called at the end of every
-    /// input and command, so that records released together (a shard map arriving for held records, retries
-    /// coming due, a limiter letting a backlog through) are aggregated and collected together.
-    fn send_due(&mut self, now: Instant) {
-        while self.aggregation.has_due() || self.collection.has_due() {
-            for (s, key) in self.aggregation.take_due() {
-                self.finish_buffer(now, s, key, true);
-            }
-            self.collection.send_due(now);
-        }
-    }
-
-    /// Sends everything buffered now (see [`flush`](Self::flush)).
-    fn send_buffered(&mut self, now: Instant, stream: Option<&StreamTarget>) {
-        let selected: Vec<StreamIx> = match stream {
-            Some(target) => self.listing.find(target).into_iter().collect(),
-            None => self.listing.streams().collect(),
-        };
-        for s in selected {
-            for key in self.aggregation.keys(s) {
-                self.finish_buffer(now, s, key, false);
-            }
-            self.collection.flush(s, self.aggregation.created());
-            // Records held for the shard map go out as soon as it arrives (or the hold gives up).
-            self.listing.flush_held(now, s);
-        }
-        self.send_due(now);
-    }
-
-    // ---------------------------------------------------------------------------------------------
-    // Shard map
-
-    fn on_list_shards(
-        &mut self,
-        now: Instant,
-        s: StreamIx,
-        result: Result<crate::ListShardsOutput, RequestError>,
-    ) {
-        match self.listing.on_response(now, s, result) {
-            Listed::Nothing => {}
-            Listed::Failed { refused } => {
-                if let Some(reason) = refused {
-                    self.give_up_holding(now, s, reason);
-                }
-                self.telemetry.list_shards_failed();
-            }
-            Listed::Installed { open_shards, first_map, held } => {
-                self.shard_queues.grow(s, self.listing.shard_count(s));
-                let stream = self.listing.target(s).clone();
-                self.events.push_back(Event::ShardMapUpdated { stream, open_shards });
-                for record in held {
-                    self.route(now, s, record);
-                }
-                if first_map {
-                    for record in self.collection.take_unpredicted(s) {
-                        self.route(now, s, record);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Gives up holding for the first shard map: held records go out aggregated by hash key, and so do later
-    /// ones until a listing succeeds. Reported once per stream.
-    fn give_up_holding(&mut self, now: Instant, s: StreamIx, reason: String) {
-        let Some(held) = self.listing.give_up_holding(s) else { return };
-        self.telemetry.shard_map_fallback();
-        let stream = self.listing.target(s).clone();
-        self.events.push_back(Event::ShardMapUnavailable { stream, reason });
-        for record in held {
-            self.route(now, s, record);
-        }
     }
 }
 

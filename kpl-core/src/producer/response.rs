@@ -1,5 +1,6 @@
-//! What a PutRecords response does to its records: success, retry after a backoff, isolation of a
-//! culprit, or failure; and completion, once per user record.
+//! What a response does: a `ListShards` page goes to the listing (a new map releases held records); a
+//! PutRecords response's records succeed, are retried after a backoff, are isolated to find a culprit, or
+//! fail; and each user record completes once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,10 +9,12 @@ use std::time::{Duration, Instant};
 use super::Producer;
 use crate::event::Event;
 use crate::ids::{ShardId, ShardSlot, StreamIx};
+use crate::listing::Listed;
 use crate::outgoing::{AcceptedRecord, OutgoingRecord};
 use crate::record::{
     AttemptError, AttemptErrorKind, RecordError, RecordFailure, RecordOutcome, RecordReceipt, UserRecord,
 };
+use crate::request::ListShardsOutput;
 use crate::request::{PutRecordsResultEntry, RequestError, RequestErrorKind};
 use crate::time::{deadline_after, earliest, has_passed};
 
@@ -28,6 +31,48 @@ struct Failed {
 }
 
 impl Producer {
+    pub(super) fn on_list_shards(
+        &mut self,
+        now: Instant,
+        s: StreamIx,
+        result: Result<ListShardsOutput, RequestError>,
+    ) {
+        match self.listing.on_response(now, s, result) {
+            Listed::Nothing => {}
+            Listed::Failed { refused } => {
+                if let Some(reason) = refused {
+                    self.give_up_holding(now, s, reason);
+                }
+                self.telemetry.list_shards_failed();
+            }
+            Listed::Installed { open_shards, first_map, held } => {
+                self.shard_queues.grow(s, self.listing.shard_count(s));
+                let stream = self.listing.target(s).clone();
+                self.events.push_back(Event::ShardMapUpdated { stream, open_shards });
+                for record in held {
+                    self.route(now, s, record);
+                }
+                if first_map {
+                    for record in self.collection.take_unpredicted(s) {
+                        self.route(now, s, record);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives up holding for the first shard map: held records go out aggregated by hash key, and so do later
+    /// ones until a listing succeeds. Reported once per stream.
+    pub(super) fn give_up_holding(&mut self, now: Instant, s: StreamIx, reason: String) {
+        let Some(held) = self.listing.give_up_holding(s) else { return };
+        self.telemetry.shard_map_fallback();
+        let stream = self.listing.target(s).clone();
+        self.events.push_back(Event::ShardMapUnavailable { stream, reason });
+        for record in held {
+            self.route(now, s, record);
+        }
+    }
+
     pub(super) fn on_put_records(
         &mut self,
         now: Instant,
