@@ -38,6 +38,14 @@ impl StreamTarget {
         Self::Arn(Arc::from(arn))
     }
 
+    /// Whether both are the same allocation (so certainly equal): a check cheaper than comparing text.
+    pub(crate) fn same_allocation(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Name(a), Self::Name(b)) | (Self::Arn(a), Self::Arn(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     /// The stream's name: the name itself, or the part of the ARN after `stream/`.
     pub fn stream_name(&self) -> &str {
         match self {

@@ -32,6 +32,15 @@ pub(crate) fn validate_record(
     record: &UserRecord,
 ) -> Result<Option<u128>, PutError> {
     validate_stream(&record.stream)?;
+    validate_content(config, record)
+}
+
+/// Checks a record's partition key, explicit hash key and size (its stream is checked apart: a stream the
+/// producer already knows was checked when it was first seen); returns its explicit hash key, parsed.
+pub(crate) fn validate_content(
+    config: &ProducerConfig,
+    record: &UserRecord,
+) -> Result<Option<u128>, PutError> {
     let key = &record.partition_key;
     if key.is_empty() {
         return Err(PutError::EmptyPartitionKey);

@@ -18,7 +18,7 @@ use kpl_deagg::{AggregateLimits, partition_key_hash};
 use crate::aggregate::Aggregation;
 use crate::collect::{Collection, RequestLimits};
 use crate::completion::Completion;
-use crate::config::admission::{validate_record, validate_stream};
+use crate::config::admission::{validate_content, validate_record, validate_stream};
 use crate::config::{AggregationPolicy, ProducerConfig, ShardMapWait};
 use crate::event::Event;
 use crate::ids::{FlushId, RecordId, RequestId, StreamIx, StreamTarget};
@@ -85,6 +85,8 @@ pub struct Producer {
     events: VecDeque<Event>,
     next_request_id: u64,
     last_now: Option<Instant>,
+    /// The stream of the last put and its index (see `known_stream`).
+    last_stream: Option<(StreamTarget, StreamIx)>,
 }
 
 impl Producer {
@@ -118,6 +120,7 @@ impl Producer {
             events: VecDeque::new(),
             next_request_id: 0,
             last_now: None,
+            last_stream: None,
             config,
         }
     }
@@ -194,13 +197,20 @@ impl Producer {
         if self.completion.is_closed() {
             return Err(PutError::Closed);
         }
-        let explicit_hash_key = validate_record(&self.config, &record)?;
+        let known = self.known_stream(&record.stream);
+        let explicit_hash_key = match known {
+            Some(_) => validate_content(&self.config, &record)?,
+            None => validate_record(&self.config, &record)?,
+        };
         let cost = record.size();
         if let Err(refused) = self.completion.admit(&self.config, cost) {
             self.telemetry.refused_for_backpressure();
             return Err(refused);
         }
-        let s = self.stream_for(now, record.stream);
+        let s = match known {
+            Some(s) => s,
+            None => self.stream_for(now, record.stream),
+        };
         let id = self.completion.accept(now, cost);
         let expiration = deadline_after(now, self.config.record_ttl());
         let hash_key = explicit_hash_key.unwrap_or_else(|| partition_key_hash(&record.partition_key));
@@ -381,10 +391,28 @@ impl Producer {
 
     /// Clamps `now` to the latest seen (it never goes backwards), and moves the telemetry's clock.
     fn clock(&mut self, now: Instant) -> Instant {
-        let now = self.last_now.map_or(now, |last| last.max(now));
-        self.last_now = Some(now);
-        self.telemetry.advance(now);
+        let last = self.last_now;
+        let now = last.map_or(now, |last| last.max(now));
+        // At the same instant nothing is due to the telemetry's clock: skip its arithmetic (calls come in
+        // batches at one `now`).
+        if last != Some(now) {
+            self.last_now = Some(now);
+            self.telemetry.advance(now);
+        }
         now
+    }
+
+    /// The index of a stream seen before. The last one found is remembered: a batch of puts to one stream
+    /// (with clones of one `StreamTarget`) then costs a pointer comparison, not a hash of its name.
+    fn known_stream(&mut self, target: &StreamTarget) -> Option<StreamIx> {
+        if let Some((last, s)) = &self.last_stream
+            && last.same_allocation(target)
+        {
+            return Some(*s);
+        }
+        let s = self.listing.find(target)?;
+        self.last_stream = Some((target.clone(), s));
+        Some(s)
     }
 
     fn stream_for(&mut self, now: Instant, target: StreamTarget) -> StreamIx {
