@@ -84,6 +84,16 @@
 //! ```
 //!
 //! The call contract (poll order, what `now` must satisfy, late and duplicate responses) is on [`Producer`].
+//!
+//! # Inside
+//!
+//! `Producer` is a router between stage machines, each owning its data, rules and timers: aggregation
+//! (`aggregate.rs`), per-shard queues behind the rate limiter (`shard_queue.rs`, `limiter.rs`), collection
+//! into requests (`collect.rs`), shard listing (`listing.rs`, over the pure `shard_map.rs`), retry with
+//! backoff (`retry.rs`) and completion (`completion.rs`: outstanding records, flushes, drain). Each exposes
+//! its next deadline; [`Producer::poll_timeout`] is the earliest. Stats and the KPL's metrics go to one
+//! telemetry sink (`metrics/`); configuration, its value grammar ([`KplValue`]), the `.properties` loader and
+//! record admission are under `config/`.
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
