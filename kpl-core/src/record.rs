@@ -338,3 +338,27 @@ pub enum PutError {
     #[error("the producer is closed")]
     Closed,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_producers_own_attempt_errors_are_typed_with_the_kpls_codes() {
+        let wrong = AttemptError::producer(AttemptErrorKind::WrongShard, "written elsewhere".into());
+        assert_eq!((wrong.kind, wrong.code()), (AttemptErrorKind::WrongShard, "Wrong Shard"));
+        let count = AttemptError::producer(AttemptErrorKind::RecordCountMismatch, "2 results for 3".into());
+        assert_eq!(count.code(), "Record Count Mismatch");
+        let timeout = AttemptError::request(&RequestError::new(RequestErrorKind::Timeout, None, "late"));
+        assert_eq!(
+            (timeout.kind, timeout.code()),
+            (AttemptErrorKind::Request(RequestErrorKind::Timeout), "Timeout")
+        );
+        let service = RequestError::new(RequestErrorKind::Fatal, Some("AccessDeniedException"), "no");
+        let denied = AttemptError::request(&service);
+        assert_eq!(
+            (denied.kind, denied.code(), denied.message()),
+            (AttemptErrorKind::Service, "AccessDeniedException", "no")
+        );
+    }
+}

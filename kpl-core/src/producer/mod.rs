@@ -193,7 +193,7 @@ impl Producer {
     /// Accepts a record, or refuses it with a typed error (nothing is buffered then, and no other record is
     /// affected). An accepted record completes exactly once, as an [`Event::RecordCompleted`].
     pub fn put_record(&mut self, now: Instant, record: UserRecord) -> Result<RecordId, PutError> {
-        let now = self.clock(now);
+        let now = self.enter(now);
         if self.completion.is_closed() {
             return Err(PutError::Closed);
         }
@@ -236,7 +236,7 @@ impl Producer {
     /// Starts listing a stream's shards before its first record, so that the first records are already
     /// aggregated per shard. Optional: `put_record` does the same for a stream it has not seen.
     pub fn add_stream(&mut self, now: Instant, stream: StreamTarget) -> Result<(), PutError> {
-        self.clock(now);
+        self.enter(now);
         validate_stream(&stream)?;
         self.stream_for(now, stream);
         Ok(())
@@ -250,7 +250,7 @@ impl Producer {
     /// this call (of that stream, or of all streams with `None`) has completed, successfully or not; at once
     /// when none is outstanding. Records accepted after the call do not hold it up.
     pub fn flush(&mut self, now: Instant, stream: Option<&StreamTarget>) -> FlushId {
-        let now = self.clock(now);
+        let now = self.enter(now);
         let index = stream.and_then(|target| self.listing.find(target));
         let outstanding = match (stream, index) {
             (None, _) => self.completion.outstanding_records() as u64,
@@ -266,7 +266,7 @@ impl Producer {
     /// Flushes everything and refuses new records; [`Event::Drained`] follows once the last outstanding
     /// record completed.
     pub fn close(&mut self, now: Instant) {
-        let now = self.clock(now);
+        let now = self.enter(now);
         self.completion.close();
         self.send_buffered(now, None);
         self.completion.check_drained(&mut self.events);
@@ -277,7 +277,7 @@ impl Producer {
 
     /// The response to a request from [`poll_transmit`](Self::poll_transmit).
     pub fn handle_response(&mut self, now: Instant, id: RequestId, response: Response) {
-        let now = self.clock(now);
+        let now = self.enter(now);
         let Some(flight) = self.in_flight.remove(&id) else {
             self.telemetry.unknown_response();
             return;
@@ -304,7 +304,7 @@ impl Producer {
 
     /// Time passed: fire whatever is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let now = self.clock(now);
+        let now = self.enter(now);
         self.fire_timers(now);
         while let Some((s, record)) = self.retries.pop_due(now) {
             if has_passed(record.expiration, now) {
@@ -323,7 +323,7 @@ impl Producer {
     /// `max_connections` are in flight.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        let now = self.clock(now);
+        let now = self.enter(now);
         if !self.completion.is_drained()
             && let Some((s, request)) = self.listing.next_request()
         {
@@ -389,17 +389,23 @@ impl Producer {
     // ---------------------------------------------------------------------------------------------
     // Intake
 
-    /// Clamps `now` to the latest seen (it never goes backwards), and moves the telemetry's clock.
-    fn clock(&mut self, now: Instant) -> Instant {
-        let last = self.last_now;
-        let now = last.map_or(now, |last| last.max(now));
-        // At the same instant nothing is due to the telemetry's clock: skip its arithmetic (calls come in
-        // batches at one `now`).
-        if last != Some(now) {
-            self.last_now = Some(now);
+    /// Every call that changes state starts here: `now` is clamped ([`clock`](Self::clock)), and the
+    /// telemetry samples what was outstanding up to it (its `UserRecordsPending` ticks).
+    fn enter(&mut self, now: Instant) -> Instant {
+        let (now, moved) = self.clock(now);
+        if moved {
             self.telemetry.advance(now);
         }
         now
+    }
+
+    /// Clamps `now` to the latest seen (it never goes backwards); also says whether time moved. (At the
+    /// same instant nothing is due to the telemetry: calls come in batches at one `now`.)
+    fn clock(&mut self, now: Instant) -> (Instant, bool) {
+        let last = self.last_now;
+        let now = last.map_or(now, |last| last.max(now));
+        self.last_now = Some(now);
+        (now, last != Some(now))
     }
 
     /// The index of a stream seen before. The last one found is remembered: a batch of puts to one stream
