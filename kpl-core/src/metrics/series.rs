@@ -193,14 +193,14 @@ impl Metrics {
 
 /// Per-Kinesis-record accumulators, merged into [`Metrics`] once per record rather than once per user record.
 #[derive(Debug, Default)]
-pub(crate) struct Batch {
+pub(crate) struct CompletionStats {
     pub(crate) user_records_put: Stat,
     pub(crate) user_records_data_put: Stat,
     pub(crate) retries_per_record: Stat,
     pub(crate) buffering_time: Stat,
 }
 
-impl Batch {
+impl CompletionStats {
     pub(crate) fn merge_into(&self, metrics: &mut Metrics, dimensions: &Dimensions) {
         for (name, stat) in [
             (MetricName::UserRecordsPut, &self.user_records_put),

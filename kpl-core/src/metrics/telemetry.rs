@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::series::{Batch, Dimensions, Metrics, Series};
+use super::series::{CompletionStats, Dimensions, Metrics, Series};
 use super::{MetricName, Stat};
 use crate::ids::{ShardSlot, StreamIx};
 use crate::outgoing::{AcceptedRecord, OutgoingRecord};
@@ -156,7 +156,7 @@ impl Telemetry {
         self.metrics.observe(MetricName::KinesisRecordsPut, shard.clone(), 1.0);
         self.metrics.observe(MetricName::KinesisRecordsDataPut, shard.clone(), record.wire_size() as f64);
         self.metrics.observe(MetricName::AllErrors, shard.clone(), 0.0);
-        let mut batch = Batch::default();
+        let mut batch = CompletionStats::default();
         for user in &record.users {
             batch.user_records_put.observe(1.0);
             batch.user_records_data_put.observe(user.data.len() as f64);

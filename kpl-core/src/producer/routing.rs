@@ -41,7 +41,6 @@ impl Producer {
     /// Fires the stages' timers due at `now`, in time order (and, at one instant, in pipeline order, as
     /// [`Stage`] sorts). Stale timers do nothing.
     pub(super) fn fire_timers(&mut self, now: Instant) {
-        // The stages' timers in time order (and, at one instant, in pipeline order).
         while let Some((at, stage)) = self.next_timer()
             && at <= now
         {
