@@ -191,28 +191,6 @@ impl Metrics {
     }
 }
 
-/// Per-Kinesis-record accumulators, merged into [`Metrics`] once per record rather than once per user record.
-#[derive(Debug, Default)]
-pub(crate) struct CompletionStats {
-    pub(crate) user_records_put: Stat,
-    pub(crate) user_records_data_put: Stat,
-    pub(crate) retries_per_record: Stat,
-    pub(crate) buffering_time: Stat,
-}
-
-impl CompletionStats {
-    pub(crate) fn merge_into(&self, metrics: &mut Metrics, dimensions: &Dimensions) {
-        for (name, stat) in [
-            (MetricName::UserRecordsPut, &self.user_records_put),
-            (MetricName::UserRecordsDataPut, &self.user_records_data_put),
-            (MetricName::RetriesPerRecord, &self.retries_per_record),
-            (MetricName::BufferingTime, &self.buffering_time),
-        ] {
-            metrics.merge(name, dimensions.clone(), stat);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::series::{CompletionStats, Dimensions, Metrics, Series};
+use super::series::{Dimensions, Metrics, Series};
 use super::{MetricName, Stat};
 use crate::ids::{ShardSlot, StreamIx};
 use crate::outgoing::{AcceptedRecord, OutgoingRecord};
@@ -187,6 +187,26 @@ impl Telemetry {
     /// A user record of stream `s` completed, either way.
     pub(crate) fn completed(&mut self, s: StreamIx) {
         self.streams[s.index()].pending -= 1;
+    }
+}
+
+/// Per-Kinesis-record accumulators, merged into [`Metrics`] once per record rather than once per user record.
+#[derive(Debug, Default)]
+struct CompletionStats {
+    user_records_put: Stat,
+    user_records_data_put: Stat,
+    retries_per_record: Stat,
+}
+
+impl CompletionStats {
+    fn merge_into(&self, metrics: &mut Metrics, dimensions: &Dimensions) {
+        for (name, stat) in [
+            (MetricName::UserRecordsPut, &self.user_records_put),
+            (MetricName::UserRecordsDataPut, &self.user_records_data_put),
+            (MetricName::RetriesPerRecord, &self.retries_per_record),
+        ] {
+            metrics.merge(name, dimensions.clone(), stat);
+        }
     }
 }
 
