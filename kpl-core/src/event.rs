@@ -1,6 +1,6 @@
 //! Events the producer reports through `Producer::poll_event`.
 
-use crate::ids::{ShardId, StreamTarget};
+use crate::ids::{FlushId, ShardId, StreamTarget};
 use crate::record::RecordOutcome;
 
 /// Something the application (or the adapter) should learn about.
@@ -37,6 +37,10 @@ pub enum Event {
     },
     /// Outstanding records and bytes fell back under the limits after a `PutError::Backpressure`.
     CapacityAvailable,
+    /// Every record accepted before this [`Producer::flush`](crate::Producer::flush) (of its stream, or of all
+    /// streams) has completed, successfully or not: its [`Event::RecordCompleted`]s come before this.
+    /// Exactly once per flush; right away (at the next `poll_event`) when none was outstanding.
+    FlushCompleted(FlushId),
     /// After `close`, the last outstanding record completed.
     Drained,
 }

@@ -12,6 +12,12 @@ pub struct RecordId(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RequestId(pub u64);
 
+/// Identifies one [`Producer::flush`](crate::Producer::flush). Never reused within a producer, and assigned in
+/// increasing order. [`Event::FlushCompleted`](crate::Event::FlushCompleted) carries it once every record
+/// the flush covers has completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FlushId(pub u64);
+
 /// The stream a record goes to: by name, or by ARN (which also names the account and region).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum StreamTarget {
@@ -30,6 +36,14 @@ impl StreamTarget {
     /// A target by stream ARN.
     pub fn arn(arn: &str) -> Self {
         Self::Arn(Arc::from(arn))
+    }
+
+    /// Whether both are the same allocation (so certainly equal): a check cheaper than comparing text.
+    pub(crate) fn same_allocation(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Name(a), Self::Name(b)) | (Self::Arn(a), Self::Arn(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 
     /// The stream's name: the name itself, or the part of the ARN after `stream/`.
@@ -76,5 +90,27 @@ impl From<String> for ShardId {
 impl fmt::Display for ShardId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A stream's index in the producer, in the order it was first seen. Internal: it indexes every stage's
+/// per-stream state, and the metrics' dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct StreamIx(pub(crate) u32);
+
+impl StreamIx {
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A shard's slot within its stream, in the order shards were first listed; a shard keeps its slot after it
+/// closes. Internal, as [`StreamIx`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ShardSlot(pub(crate) u32);
+
+impl ShardSlot {
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
     }
 }

@@ -84,39 +84,57 @@
 //! ```
 //!
 //! The call contract (poll order, what `now` must satisfy, late and duplicate responses) is on [`Producer`].
+//!
+//! # Inside
+//!
+//! `Producer` is a router between stage machines, each owning its data, rules and timers: aggregation
+//! (`aggregate.rs`), per-shard queues behind the rate limiter (`shard_queue.rs`, `limiter.rs`), collection
+//! into requests (`collect.rs`), shard listing (`listing.rs`, over the pure `shard_map.rs`), retry with
+//! backoff (`retry.rs`) and completion (`completion.rs`: outstanding records, flushes, drain). Each exposes
+//! its next deadline; [`Producer::poll_timeout`] is the earliest. Stats and the KPL's metrics go to one
+//! telemetry sink (`metrics/`); configuration, its value grammar ([`KplValue`]), the `.properties` loader and
+//! record admission are under `config/`.
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod aggregate;
+mod collect;
+mod completion;
 mod config;
 mod event;
 mod ids;
 mod limiter;
+mod listing;
 mod map;
 mod metrics;
 mod oldest;
-mod pending;
+mod outgoing;
 mod producer;
-mod properties;
 mod record;
 mod request;
+mod retry;
 mod rng;
 mod shard_map;
+mod shard_queue;
 mod stats;
-mod stream;
 mod time;
 
-pub use config::{AggregationPolicy, ConfigError, ProducerConfig, ProducerConfigBuilder, ShardMapWait};
+pub use config::properties::{LoadedProperties, NON_CORE_KPL_KEYS};
+pub use config::{
+    AggregationPolicy, ConfigError, KplValue, ProducerConfig, ProducerConfigBuilder, ShardMapWait,
+    parse_value as parse_kpl_value,
+};
 pub use event::Event;
-pub use ids::{RecordId, RequestId, ShardId, StreamTarget};
+pub use ids::{FlushId, RecordId, RequestId, ShardId, StreamTarget};
 pub use metrics::{
     MAX_WINDOW_SECONDS, Metric, MetricName, MetricSample, MetricUnit, MetricsGranularity, MetricsLevel,
     MetricsQuery, MetricsQueryError, MetricsRollup, MetricsWindow, PENDING_SAMPLE_PERIOD, RETENTION_SECONDS,
     Stat,
 };
 pub use producer::Producer;
-pub use properties::{LoadedProperties, NON_CORE_KPL_KEYS};
 pub use record::{
-    Attempt, AttemptError, PutError, RecordError, RecordFailure, RecordOutcome, RecordReceipt, UserRecord,
+    Attempt, AttemptError, AttemptErrorKind, PutError, RecordError, RecordFailure, RecordOutcome,
+    RecordReceipt, UserRecord,
 };
 pub use request::{
     ListShardsOutput, ListShardsRequest, PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry, Request,

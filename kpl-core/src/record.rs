@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::ids::{RecordId, ShardId, StreamTarget};
-use crate::request::RequestError;
+use crate::request::{RequestError, RequestErrorKind};
 
 /// A record as the application hands it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,14 +104,56 @@ impl Attempt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AttemptError {
+    /// Whose condition it is: the service's, or one the producer found itself.
+    pub kind: AttemptErrorKind,
     /// The error code: the service's (`ProvisionedThroughputExceededException`, `InternalFailure`, ...)
-    /// or the producer's (`Wrong Shard`, `Timeout`).
+    /// or the producer's (`Wrong Shard`, `Record Count Mismatch`, `Timeout`, as the KPL writes them).
     pub code: String,
     /// The message.
     pub message: String,
 }
 
+/// What kind of failure an [`AttemptError`] is: its code typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttemptErrorKind {
+    /// Kinesis answered with this error code (for the entry, or for the whole request).
+    Service,
+    /// The request failed with no service error code (a timeout, a transport error): the code is the
+    /// class's name, e.g. `Timeout`.
+    Request(RequestErrorKind),
+    /// Written to a shard other than predicted that does not hold all of its records: code `Wrong Shard`.
+    WrongShard,
+    /// The response held a different number of results than the request had entries: code
+    /// `Record Count Mismatch`.
+    RecordCountMismatch,
+}
+
 impl AttemptError {
+    /// An error of the producer's own `kind` (not [`AttemptErrorKind::Service`]), with the KPL's code for it.
+    pub(crate) fn producer(kind: AttemptErrorKind, message: String) -> Self {
+        let code = match kind {
+            AttemptErrorKind::WrongShard => "Wrong Shard".to_owned(),
+            AttemptErrorKind::RecordCountMismatch => "Record Count Mismatch".to_owned(),
+            AttemptErrorKind::Request(class) => format!("{class:?}"),
+            AttemptErrorKind::Service => String::new(),
+        };
+        Self { kind, code, message }
+    }
+
+    /// An error Kinesis reported with `code`.
+    pub(crate) fn service(code: String, message: String) -> Self {
+        Self { kind: AttemptErrorKind::Service, code, message }
+    }
+
+    /// The error of a whole request that failed.
+    pub(crate) fn request(error: &RequestError) -> Self {
+        match &error.code {
+            Some(code) => Self::service(code.clone(), error.message.clone()),
+            None => Self::producer(AttemptErrorKind::Request(error.kind), error.message.clone()),
+        }
+    }
+
     /// The error code (the KPL's `Attempt.getErrorCode`).
     pub fn code(&self) -> &str {
         &self.code
@@ -295,4 +337,28 @@ pub enum PutError {
     /// `close` was called.
     #[error("the producer is closed")]
     Closed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_producers_own_attempt_errors_are_typed_with_the_kpls_codes() {
+        let wrong = AttemptError::producer(AttemptErrorKind::WrongShard, "written elsewhere".into());
+        assert_eq!((wrong.kind, wrong.code()), (AttemptErrorKind::WrongShard, "Wrong Shard"));
+        let count = AttemptError::producer(AttemptErrorKind::RecordCountMismatch, "2 results for 3".into());
+        assert_eq!(count.code(), "Record Count Mismatch");
+        let timeout = AttemptError::request(&RequestError::new(RequestErrorKind::Timeout, None, "late"));
+        assert_eq!(
+            (timeout.kind, timeout.code()),
+            (AttemptErrorKind::Request(RequestErrorKind::Timeout), "Timeout")
+        );
+        let service = RequestError::new(RequestErrorKind::Fatal, Some("AccessDeniedException"), "no");
+        let denied = AttemptError::request(&service);
+        assert_eq!(
+            (denied.kind, denied.code(), denied.message()),
+            (AttemptErrorKind::Service, "AccessDeniedException", "no")
+        );
+    }
 }

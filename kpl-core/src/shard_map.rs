@@ -1,24 +1,25 @@
 //! Shard prediction: which open shard a 128-bit hash key belongs to.
 
+use crate::ids::ShardSlot;
 use crate::request::ShardDescription;
 
 /// The open shards of a stream, sorted by ending hash key, each with the producer's slot for it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ShardMap {
     /// `(ending_hash_key, slot)`, ascending.
-    ends: Vec<(u128, u32)>,
+    ends: Vec<(u128, ShardSlot)>,
 }
 
 impl ShardMap {
     /// Builds the map from open shards and their slots. Closed shards must already be filtered out.
-    pub(crate) fn new(mut ends: Vec<(u128, u32)>) -> Self {
+    pub(crate) fn new(mut ends: Vec<(u128, ShardSlot)>) -> Self {
         ends.sort_unstable();
         Self { ends }
     }
 
     /// The slot of the shard whose range holds `hash_key`: the first shard ending at or after it. `None` only
     /// when the map is empty or does not reach `hash_key` (an incomplete listing).
-    pub(crate) fn predict(&self, hash_key: u128) -> Option<u32> {
+    pub(crate) fn predict(&self, hash_key: u128) -> Option<ShardSlot> {
         let index = self.ends.partition_point(|&(end, _)| end < hash_key);
         self.ends.get(index).map(|&(_, slot)| slot)
     }
@@ -57,15 +58,16 @@ mod tests {
     #[test]
     fn lookup_at_range_boundaries() {
         let third = u128::MAX / 3;
-        let map = ShardMap::new(vec![(u128::MAX, 2), (third, 0), (2 * third, 1)]);
-        assert_eq!(map.predict(0), Some(0));
-        assert_eq!(map.predict(third), Some(0));
-        assert_eq!(map.predict(third + 1), Some(1));
-        assert_eq!(map.predict(2 * third), Some(1));
-        assert_eq!(map.predict(2 * third + 1), Some(2));
-        assert_eq!(map.predict(u128::MAX), Some(2));
+        let slot = ShardSlot;
+        let map = ShardMap::new(vec![(u128::MAX, slot(2)), (third, slot(0)), (2 * third, slot(1))]);
+        assert_eq!(map.predict(0), Some(slot(0)));
+        assert_eq!(map.predict(third), Some(slot(0)));
+        assert_eq!(map.predict(third + 1), Some(slot(1)));
+        assert_eq!(map.predict(2 * third), Some(slot(1)));
+        assert_eq!(map.predict(2 * third + 1), Some(slot(2)));
+        assert_eq!(map.predict(u128::MAX), Some(slot(2)));
         assert_eq!(ShardMap::default().predict(5), None);
-        assert_eq!(ShardMap::new(vec![(10, 0)]).predict(11), None);
+        assert_eq!(ShardMap::new(vec![(10, slot(0))]).predict(11), None);
     }
 
     #[test]

@@ -81,6 +81,8 @@ proptest! {
                 _ => Reply::Success,
             }
         };
+        // Each flush, with how many records were accepted before it (ids are 0, 1, ...).
+        let mut flushes = Vec::new();
         for op in ops {
             match op {
                 Op::Put { key, size, explicit } => {
@@ -97,7 +99,10 @@ proptest! {
                     h.now = h.now.max(target);
                     h.producer.handle_timeout(h.now);
                 }
-                Op::Flush => h.producer.flush(h.now, None),
+                Op::Flush => {
+                    let id = h.producer.flush(h.now, None);
+                    flushes.push((id, h.put.len()));
+                }
             }
         }
         h.producer.close(h.now);
@@ -106,6 +111,16 @@ proptest! {
         prop_assert_eq!(h.producer.outstanding_records(), 0);
         prop_assert_eq!(h.producer.outstanding_bytes(), 0);
         prop_assert!(matches!(h.events.last(), Some(kpl_core::Event::Drained)));
+        // Each flush completed once, after every record accepted before it.
+        for (id, before) in flushes {
+            let at = h.events.iter().position(|e| *e == kpl_core::Event::FlushCompleted(id));
+            prop_assert!(at.is_some(), "flush {:?} never completed", id);
+            let completed_before = h.events[..at.unwrap_or(0)]
+                .iter()
+                .filter(|e| matches!(e, kpl_core::Event::RecordCompleted(o) if (o.id.0 as usize) < before))
+                .count();
+            prop_assert_eq!(completed_before, before);
+        }
         // Every success was written, on the shard its receipt names.
         for outcome in h.outcomes.values() {
             if let Ok(receipt) = &outcome.result {

@@ -252,7 +252,10 @@ impl Sim {
                 }
                 self.put(record)?;
             }
-            Action::Flush => self.producer.flush(self.now, None),
+            Action::Flush => {
+                let id = self.producer.flush(self.now, None);
+                self.model.on_flush(id)?;
+            }
             Action::Close => {
                 self.closed_at = Some(self.now);
                 self.producer.close(self.now);

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kpl_core::{
-    Event, ProducerConfig, RecordError, RecordId, RecordOutcome, Request, RequestErrorKind, UserRecord,
+    Event, FlushId, ProducerConfig, RecordError, RecordId, RecordOutcome, Request, RequestErrorKind,
+    UserRecord,
 };
 use kpl_deagg::{Deaggregator, Mode, ReceivedRecord, parse_explicit_hash_key, partition_key_hash};
 
@@ -41,6 +42,8 @@ pub struct Model {
     pub outcomes: BTreeMap<RecordId, RecordOutcome>,
     /// When `Drained` was reported.
     pub drained_at: Option<Instant>,
+    /// Flushes not reported complete yet, with the records accepted and not completed when they were asked.
+    flushes: BTreeMap<FlushId, Vec<RecordId>>,
 }
 
 impl Model {
@@ -56,6 +59,7 @@ impl Model {
             accepted: BTreeMap::new(),
             outcomes: BTreeMap::new(),
             drained_at: None,
+            flushes: BTreeMap::new(),
         }
     }
 
@@ -68,6 +72,16 @@ impl Model {
         let previous = self.accepted.insert(id, Accepted { record: record.clone(), hash_key, put_at: now });
         match previous {
             Some(_) => Err(format!("record id {id:?} handed out twice")),
+            None => Ok(()),
+        }
+    }
+
+    /// The producer was asked to flush every stream; it answered with `id`.
+    pub fn on_flush(&mut self, id: FlushId) -> Result<(), String> {
+        let outstanding =
+            self.accepted.keys().filter(|record| !self.outcomes.contains_key(record)).copied().collect();
+        match self.flushes.insert(id, outstanding) {
+            Some(_) => Err(format!("flush id {id:?} handed out twice")),
             None => Ok(()),
         }
     }
@@ -167,9 +181,20 @@ impl Model {
                     return Err(format!("record {:?} completed twice", outcome.id));
                 }
             }
+            Event::FlushCompleted(id) => {
+                let Some(covered) = self.flushes.remove(id) else {
+                    return Err(format!("completion of unknown or completed flush {id:?}"));
+                };
+                if let Some(record) = covered.iter().find(|record| !self.outcomes.contains_key(record)) {
+                    return Err(format!("flush {id:?} completed before record {record:?}"));
+                }
+            }
             Event::Drained => {
                 if self.outcomes.len() != self.accepted.len() {
                     return Err("drained with records outstanding".into());
+                }
+                if let Some(id) = self.flushes.keys().next() {
+                    return Err(format!("drained with flush {id:?} not reported complete"));
                 }
                 self.drained_at = Some(now);
             }

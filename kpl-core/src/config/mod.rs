@@ -1,6 +1,15 @@
 //! Producer configuration: the KPL's settings, names (in snake_case), defaults and ranges.
 
+pub(crate) mod admission;
+mod error;
+pub(crate) mod properties;
+pub(crate) mod value;
+
 use std::time::Duration;
+
+pub use error::ConfigError;
+use value::one_of;
+pub use value::{KplValue, parse_value};
 
 /// How user records are packed into Kinesis records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,36 +44,22 @@ pub enum ShardMapWait {
     Hold,
 }
 
-/// An invalid setting, named by its KPL key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A value outside the setting's range.
-    #[error("{setting} = {value} is out of range ({range})")]
-    OutOfRange {
-        /// The KPL name of the setting, e.g. `AggregationMaxSize`.
-        setting: &'static str,
-        /// The value given.
-        value: String,
-        /// The allowed range.
-        range: &'static str,
-    },
-    /// Settings that cannot hold together.
-    #[error("inconsistent settings: {0}")]
-    Inconsistent(String),
-    /// A properties-file value that does not parse.
-    #[error("{key} = {value:?}: {reason}")]
-    InvalidValue {
-        /// The key as written in the file.
-        key: String,
-        /// The value as written.
-        value: String,
-        /// What was expected.
-        reason: String,
-    },
+const MIB: u64 = 1024 * 1024;
+
+/// As the KPL's `AggregationEnabled`: `true` is [`AggregationPolicy::PerShard`], `false` is
+/// [`AggregationPolicy::Off`].
+impl KplValue for AggregationPolicy {
+    fn parse_kpl(text: &str) -> Result<Self, String> {
+        <bool as KplValue>::parse_kpl(text)
+            .map(|on| if on { AggregationPolicy::PerShard } else { AggregationPolicy::Off })
+    }
 }
 
-const MIB: u64 = 1024 * 1024;
+impl KplValue for ShardMapWait {
+    fn parse_kpl(text: &str) -> Result<Self, String> {
+        one_of(text, &[("SendUnaggregated", ShardMapWait::SendUnaggregated), ("Hold", ShardMapWait::Hold)])
+    }
+}
 
 /// Declares the settings once: field, type, default, KPL name, range check and doc. Generates the
 /// config's getters, the builder's setters and the properties-file key mapping from that single list.
@@ -99,7 +94,7 @@ macro_rules! settings {
             /// setting has that key. Used by `ProducerConfig::from_properties`.
             pub(crate) fn set_by_kpl_key(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
                 match key {
-                    $( $kpl => self.config.$field = crate::properties::parse_value($kpl, value)?, )*
+                    $( $kpl => self.config.$field = parse_value($kpl, value)?, )*
                     _ => return Ok(false),
                 }
                 Ok(true)

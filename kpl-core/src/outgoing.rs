@@ -4,12 +4,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::ids::RecordId;
+use crate::ids::{RecordId, ShardSlot};
 use crate::record::{Attempt, AttemptError};
 
 /// A user record accepted and not yet completed.
 #[derive(Debug)]
-pub(crate) struct PendingRecord {
+pub(crate) struct AcceptedRecord {
     pub(crate) id: RecordId,
     pub(crate) partition_key: String,
     pub(crate) explicit_hash_key: Option<u128>,
@@ -29,7 +29,7 @@ pub(crate) struct PendingRecord {
     pub(crate) isolated: bool,
 }
 
-impl PendingRecord {
+impl AcceptedRecord {
     /// What it counts against the outstanding-bytes limit: data plus partition key, as Kinesis counts.
     pub(crate) fn cost(&self) -> usize {
         self.partition_key.len() + self.data.len()
@@ -39,30 +39,36 @@ impl PendingRecord {
     /// record's arrival.
     pub(crate) fn push_attempt(&mut self, started: Instant, ended: Instant, error: Option<AttemptError>) {
         let previous_end = self.attempts.last().map_or(self.arrival, |attempt| attempt.ended);
+        // Most records make one attempt: room for exactly one (a `Vec` grows to four at its first push),
+        // a smaller allocation that the allocator serves from its cache.
+        if self.attempts.capacity() == 0 {
+            self.attempts.reserve_exact(1);
+        }
         self.attempts.push(Attempt::new(previous_end, started, ended, error));
     }
 }
 
 /// One Kinesis record (a PutRecords entry) and the user records inside it.
 #[derive(Debug)]
-pub(crate) struct KinesisRecordState {
-    /// Creation order within the producer; `flush` uses it to know what was buffered before it.
+pub(crate) struct OutgoingRecord {
+    /// Creation order of Kinesis records within the producer; `flush` uses it to know what was buffered
+    /// before it.
     pub(crate) seq: u64,
     pub(crate) entry: kpl_deagg::KinesisRecord,
-    pub(crate) users: Vec<PendingRecord>,
+    pub(crate) users: Vec<AcceptedRecord>,
     /// Slot of the shard it was predicted to, if any.
-    pub(crate) slot: Option<u32>,
+    pub(crate) slot: Option<ShardSlot>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) expiration: Option<Instant>,
 }
 
-impl KinesisRecordState {
+impl OutgoingRecord {
     /// Bytes it counts in a PutRecords request and against a shard's rate: partition key plus data.
     pub(crate) fn wire_size(&self) -> usize {
         self.entry.partition_key.len() + self.entry.data.len()
     }
 
-    /// Whether it must be sent in a request of its own (see `PendingRecord::isolated`). An isolated record
+    /// Whether it must be sent in a request of its own (see `AcceptedRecord::isolated`). An isolated record
     /// always goes alone, so only a single-record Kinesis record can be one: no scan of an aggregate.
     pub(crate) fn isolated(&self) -> bool {
         matches!(self.users.as_slice(), [only] if only.isolated)
