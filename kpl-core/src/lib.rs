@@ -89,6 +89,7 @@
 
 mod config;
 mod event;
+mod id_queue;
 mod ids;
 mod limiter;
 mod map;
@@ -107,6 +108,7 @@ mod time;
 
 pub use config::{AggregationPolicy, ConfigError, ProducerConfig, ProducerConfigBuilder, ShardMapWait};
 pub use event::Event;
+pub use id_queue::IdQueue;
 pub use ids::{FlushId, RecordId, RequestId, ShardId, StreamTarget};
 pub use metrics::{
     MAX_WINDOW_SECONDS, Metric, MetricName, MetricSample, MetricUnit, MetricsGranularity, MetricsLevel,
@@ -120,7 +122,7 @@ pub use record::{
 };
 pub use request::{
     ListShardsOutput, ListShardsRequest, PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry, Request,
-    RequestError, RequestErrorKind, Response, ShardDescription, Transmit,
+    RequestError, RequestErrorKind, RequestKind, Response, ShardDescription, Transmit,
 };
 pub use rng::SplitMix64;
 pub use stats::ProducerStats;

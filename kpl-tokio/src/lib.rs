@@ -121,13 +121,17 @@
 mod aws;
 mod backend;
 mod blocking;
+mod completions;
 mod driver;
 mod error;
 mod metrics;
+#[cfg(feature = "mock")]
 mod mock;
 mod producer;
 mod properties;
+mod replies;
 mod request_log;
+mod request_task;
 mod runtime;
 #[cfg(any(feature = "aws", feature = "cloudwatch"))]
 mod settings;
@@ -146,6 +150,7 @@ pub use aws_sdk_cloudwatch;
 pub use aws_sdk_kinesis;
 pub use backend::Backend;
 pub use blocking::{BlockingProducer, BlockingRecord};
+pub use completions::{Completion, Completions, Refused, TaggedProducer};
 pub use error::{DeliveryError, ShutdownError, SpawnError};
 /// The sans-IO core, for everything not re-exported here (a [`Runtime`] of your own, the `Producer` state
 /// machine itself).
@@ -155,17 +160,21 @@ pub use kpl_core::{
     LoadedProperties, Metric, MetricName, MetricSample, MetricUnit, MetricsGranularity, MetricsLevel,
     MetricsQuery, MetricsQueryError, MetricsRollup, MetricsWindow, NON_CORE_KPL_KEYS, ProducerConfig,
     ProducerConfigBuilder, ProducerStats, PutError, PutRecordsEntry, PutRecordsRequest,
-    PutRecordsResultEntry, RecordError, RecordFailure, RecordReceipt, RequestError, RequestErrorKind,
-    ShardDescription, ShardId, ShardMapWait, Stat, StreamTarget, UserRecord,
+    PutRecordsResultEntry, RecordError, RecordFailure, RecordReceipt, Request, RequestError,
+    RequestErrorKind, RequestKind, Response, ShardDescription, ShardId, ShardMapWait, Stat, StreamTarget,
+    UserRecord,
 };
 /// The simulated Kinesis that [`MockBackend`] serves.
+#[cfg(feature = "mock")]
 pub use kpl_mock_backend;
+#[cfg(feature = "mock")]
 pub use kpl_mock_backend::{MockConfig, MockError, MockKinesis};
 #[cfg(feature = "cloudwatch")]
 pub use metrics::{CloudWatchUploader, UploadStats, UploaderHandle};
 #[cfg(feature = "metrics-facade")]
 pub use metrics::{ExporterHandle, FacadeSnapshot, MetricsExporter};
 pub use metrics::{ExtraDimension, MetricsConfig, MetricsConfigError, MetricsError};
+#[cfg(feature = "mock")]
 pub use mock::MockBackend;
 pub use producer::{KinesisProducer, ProducerBuilder, RecordFuture};
 pub use properties::{PropertiesFileError, UnappliedSetting, from_properties_file, unapplied_settings};

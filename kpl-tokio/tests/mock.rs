@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
-use kpl_core::{ListShardsOutput, ListShardsRequest, PutRecordsRequest, PutRecordsResultEntry};
 use kpl_deagg::Mode;
 use kpl_mock_backend::{MockConfig, MockKinesis};
 use kpl_tokio::{
     Backend, DeliveryError, KinesisProducer, MetricName, MetricsGranularity, MetricsQuery, MetricsWindow,
-    MockBackend, ProducerConfig, PutError, RecordError, RequestError, ShardMapWait, ShutdownError,
+    MockBackend, ProducerConfig, PutError, RecordError, Request, Response, ShardMapWait, ShutdownError,
     StreamTarget, UserRecord,
 };
 
@@ -168,18 +167,12 @@ struct Hanging {
 
 #[async_trait]
 impl Backend for Hanging {
-    async fn list_shards(&self, request: ListShardsRequest) -> Result<ListShardsOutput, RequestError> {
-        self.inner.list_shards(request).await
-    }
-
-    async fn put_records(
-        &self,
-        request: PutRecordsRequest,
-    ) -> Result<Vec<PutRecordsResultEntry>, RequestError> {
-        if self.calls.fetch_add(1, Ordering::SeqCst) < self.hang {
+    async fn send(&self, request: Request) -> Response {
+        if matches!(request, Request::PutRecords(_)) && self.calls.fetch_add(1, Ordering::SeqCst) < self.hang
+        {
             futures::future::pending::<()>().await;
         }
-        self.inner.put_records(request).await
+        self.inner.send(request).await
     }
 }
 
