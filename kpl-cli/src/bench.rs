@@ -346,11 +346,20 @@ impl Putter {
         let (tagged, completions) = producer.with_completions::<Instant>();
         let results = tokio::spawn({
             let counters = Arc::clone(&counters);
-            completions.for_each(move |done| {
-                latencies.lock().unwrap_or_else(PoisonError::into_inner).record(done.tag.elapsed());
-                counters.completed(size, done.result.as_ref().ok().map(|receipt| &receipt.shard_id));
-                bar.inc(1);
-            })
+            let mut completions = completions;
+            async move {
+                // One clock read, one lock and one bar update per batch of results.
+                while let Some(batch) = completions.next_batch().await {
+                    let now = Instant::now();
+                    let mut latencies = latencies.lock().unwrap_or_else(PoisonError::into_inner);
+                    for done in &batch {
+                        latencies.record(now.saturating_duration_since(done.tag));
+                        counters.completed(size, done.result.as_ref().ok().map(|receipt| &receipt.shard_id));
+                    }
+                    drop(latencies);
+                    bar.inc(batch.len() as u64);
+                }
+            }
         });
         let stream = StreamTarget::name(STREAM);
         let mut put = 0u64;

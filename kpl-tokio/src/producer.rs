@@ -184,7 +184,7 @@ impl KinesisProducer {
             next,
             &mut std::iter::empty(),
             |()| {
-                let (reply, future) = oneshot::channel();
+                let (reply, future) = futures::channel::oneshot::channel();
                 receiver = Some(future);
                 Reply::Future(reply)
             },
@@ -288,10 +288,15 @@ impl KinesisProducer {
 
 /// The result of one record: resolves once it was written (with its shard, sequence number and attempts)
 /// or failed. Dropping it does not cancel the record.
+///
+/// A result that is in resolves at once, outside tokio's cooperative budget: an application awaiting many
+/// futures in a `FuturesUnordered` gets every result that is in on each poll. (With a budgeted channel,
+/// every future past the budget answered "pending" and was woken again, so each round re-polled every
+/// completed record: with 40,000 records in flight, the agent's rate fell from 30,000 to 6,700 lines/s.)
 #[derive(Debug)]
 #[must_use = "a record's result says whether it was written"]
 pub struct RecordFuture {
-    receiver: oneshot::Receiver<RecordResult>,
+    receiver: futures::channel::oneshot::Receiver<RecordResult>,
 }
 
 impl Future for RecordFuture {

@@ -8,6 +8,9 @@ use kpl_core::{IdQueue, RecordId};
 use crate::error::DeliveryError;
 use crate::shared::{RecordResult, Reply, Sink};
 
+/// Results of one round for one sink, each under its tag's key.
+type SinkBatch = (Arc<dyn Sink>, Vec<(u64, RecordResult)>);
+
 /// A record the core accepted and has not completed.
 struct Outstanding {
     reply: Reply,
@@ -20,7 +23,7 @@ pub(crate) struct Replies {
     /// By the core's record id.
     outstanding: IdQueue<Outstanding>,
     /// Results of this round for each sink, delivered by [`deliver`](Self::deliver).
-    batches: Vec<(Arc<dyn Sink>, Vec<(u64, RecordResult)>)>,
+    batches: Vec<SinkBatch>,
     /// Records answered this round and their bytes: the capacity to give back to the handles.
     answered: (usize, usize),
 }

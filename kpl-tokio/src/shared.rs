@@ -27,8 +27,9 @@ pub(crate) trait Sink: Send + Sync {
 
 /// Where a record's result goes.
 pub(crate) enum Reply {
-    /// The [`RecordFuture`](crate::RecordFuture) of a `put`.
-    Future(oneshot::Sender<RecordResult>),
+    /// The [`RecordFuture`](crate::RecordFuture) of a `put`: a `futures` oneshot, which, unlike tokio's,
+    /// does not count against tokio's cooperative budget (see `RecordFuture`).
+    Future(futures::channel::oneshot::Sender<RecordResult>),
     /// A tagged put: its tag waits in `sink` under `key`.
     Sink { sink: Arc<dyn Sink>, key: u64 },
 }
@@ -165,6 +166,7 @@ impl Shared {
     }
 
     /// Queues a command other than a put; gives it back if the driver is gone.
+    #[allow(clippy::result_large_err, reason = "the command goes back to its caller without an allocation")]
     pub(crate) fn send(&self, command: Command) -> Result<(), Command> {
         let mut state = self.lock();
         if state.stopped {
