@@ -23,7 +23,6 @@ use self::report::{Report, Run};
 use self::timeline::Latencies;
 use crate::error::CliError;
 use crate::rng::Rng;
-use crate::track::{Completion, Tracker};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -45,7 +44,7 @@ schedule (open loop) and latency counts from each record's scheduled time.";
 /// The stream the benchmark writes to.
 const STREAM: &str = "bench";
 
-/// Puts between two yields of a putting task to the runtime.
+/// Records of one batch put (closed loop), between two yields of a putting task to the runtime.
 const YIELD_EVERY: u64 = 64;
 
 /// Longest data a benchmark record may have: 1 MiB less room for the partition key.
@@ -337,20 +336,34 @@ struct Putter {
 }
 
 impl Putter {
-    /// Puts a share of the records, and counts their results on a task of their own.
+    /// Puts a share of the records, and counts their results as they come, in batches, on a task of their
+    /// own. Closed loop: `YIELD_EVERY` records per batch put. Open loop: each record when it is due.
     async fn put_share(self, share: Share, mut keys: KeyChooser, data: Bytes) -> Result<(), CliError> {
         let Self { producer, counters, latencies, bar } = self;
         let size = data.len() as u64;
-        let (tracker, results) = Tracker::spawn((), {
+        // Each record's tag is when it was due: open loop, latency counts from then, so a producer that
+        // makes the putter wait is not flattered by it (no coordinated omission).
+        let (tagged, completions) = producer.with_completions::<Instant>();
+        let results = tokio::spawn({
             let counters = Arc::clone(&counters);
-            move |(): &mut (), done: Completion<()>| {
-                latencies.lock().unwrap_or_else(PoisonError::into_inner).record(done.latency);
-                counters.completed(size, done.result.as_ref().ok().map(|receipt| &receipt.shard_id));
-                bar.inc(1);
+            let mut completions = completions;
+            async move {
+                // One clock read, one lock and one bar update per batch of results.
+                while let Some(batch) = completions.next_batch().await {
+                    let now = Instant::now();
+                    let mut latencies = latencies.lock().unwrap_or_else(PoisonError::into_inner);
+                    for done in &batch {
+                        latencies.record(now.saturating_duration_since(done.tag));
+                        counters.completed(size, done.result.as_ref().ok().map(|receipt| &receipt.shard_id));
+                    }
+                    drop(latencies);
+                    bar.inc(batch.len() as u64);
+                }
             }
         });
         let stream = StreamTarget::name(STREAM);
         let mut put = 0u64;
+        let mut batch = Vec::with_capacity(YIELD_EVERY as usize);
         while share.records.is_none_or(|records| put < records) {
             let due = match share.schedule {
                 Some((first, interval)) => {
@@ -362,25 +375,27 @@ impl Putter {
                     due
                 }
                 None => {
-                    // `put` returns without yielding while the producer has room: yield now and then, or the
-                    // putting tasks keep the runtime's threads from the producer's driver.
-                    if put.is_multiple_of(YIELD_EVERY) {
-                        tokio::task::yield_now().await;
-                        if share.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                            break;
-                        }
+                    if share.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                        break;
                     }
                     Instant::now()
                 }
             };
-            let future = producer.put(keys.record(&stream, data.clone())).await?;
-            counters.put(size);
-            // Open loop: latency counts from when the record was due, so a producer that makes the putter
-            // wait is not flattered by it (no coordinated omission).
-            tracker.track((), due, future);
-            put += 1;
+            let records = match share.schedule {
+                Some(_) => 1,
+                None => share.records.map_or(YIELD_EVERY, |records| (records - put).min(YIELD_EVERY)),
+            };
+            batch.extend((0..records).map(|_| (due, keys.record(&stream, data.clone()))));
+            counters.put(records, records * size);
+            if let Some(refused) = tagged.put_batch(std::mem::take(&mut batch)).await.into_iter().next() {
+                return Err(refused.error.into());
+            }
+            put += records;
+            // `put_batch` returns without yielding while the producer has room: yield now and then, or the
+            // putting tasks keep the runtime's threads from the producer's driver.
+            tokio::task::yield_now().await;
         }
-        drop(tracker);
+        drop(tagged);
         Ok(results.await?)
     }
 }

@@ -21,7 +21,6 @@ mod produce;
 mod progress;
 mod properties;
 mod rng;
-mod track;
 
 use std::process::ExitCode;
 

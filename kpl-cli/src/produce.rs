@@ -8,8 +8,8 @@ use aws_config::{BehaviorVersion, Region};
 use indicatif::ProgressBar;
 use kpl_core::ListShardsRequest;
 use kpl_tokio::{
-    AwsBackend, Backend, DeliveryError, KinesisProducer, LoadedProperties, ProducerConfig, ProducerStats,
-    RecordError, StreamTarget, UserRecord,
+    AwsBackend, Backend, Completion, DeliveryError, KinesisProducer, LoadedProperties, ProducerConfig,
+    ProducerStats, RecordError, Request, StreamTarget, UserRecord,
 };
 use tokio::io::BufReader;
 
@@ -18,7 +18,6 @@ use crate::failures::{Failures, count, thousands};
 use crate::input::{Frame, Frames, Framing};
 use crate::keys::{KeySource, PartitionKeys};
 use crate::rng::Rng;
-use crate::track::{Completion, Tracker};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -116,18 +115,25 @@ pub async fn run(args: ProduceArgs) -> Result<(), CliError> {
     };
     let mut keys = KeySource { partition, explicit_hash_key_field: args.ehk_field.clone() };
     let failures = Arc::new(Mutex::new(Failures::new(args.errors.as_deref())?));
-    let (tracker, results) = Tracker::spawn(Written::default(), {
+    let (tracker, completions) = producer.with_completions::<Tag>();
+    let results = tokio::spawn({
         let failures = Arc::clone(&failures);
-        move |written: &mut Written, done: Completion<Tag>| {
-            let (number, size) = done.tag;
-            match done.result {
-                Ok(_) => written.bytes += size,
-                Err(error) => {
-                    let (error, detail) = describe(&error);
-                    let added = lock(&failures).add(number, &error, &detail);
-                    written.error = written.error.take().or(added.err());
-                }
-            }
+        let mut written = Written::default();
+        async move {
+            completions
+                .for_each(|done: Completion<Tag>| {
+                    let (number, size) = done.tag;
+                    match done.result {
+                        Ok(_) => written.bytes += size,
+                        Err(error) => {
+                            let (error, detail) = describe(&error);
+                            let added = lock(&failures).add(number, &error, &detail);
+                            written.error = written.error.take().or(added.err());
+                        }
+                    }
+                })
+                .await;
+            written
         }
     });
     let bar = progress_bar();
@@ -150,7 +156,7 @@ pub async fn run(args: ProduceArgs) -> Result<(), CliError> {
                     Ok(keys) => {
                         let mut record = UserRecord::new(stream.clone(), keys.partition_key, data);
                         record.explicit_hash_key = keys.explicit_hash_key;
-                        producer.put(record).await.map(|future| (future, size)).map_err(|e| e.to_string())
+                        tracker.put((number, size), record).await.map_err(|refused| refused.error.to_string())
                     }
                     Err(message) => Err(message),
                 }
@@ -160,7 +166,7 @@ pub async fn run(args: ProduceArgs) -> Result<(), CliError> {
             }
         };
         match put {
-            Ok((future, size)) => tracker.track((number, size), Instant::now(), future),
+            Ok(()) => {}
             Err(message) => {
                 if let Err(error) = lock(&failures).add(number, &message, &message) {
                     break Err(error);
@@ -235,9 +241,10 @@ async fn check_stream(backend: &impl Backend, stream: &StreamTarget) -> Result<(
         max_results: 1,
         only_open_shards: false,
     };
-    let reason = match tokio::time::timeout(PREFLIGHT_TIMEOUT, backend.list_shards(request)).await {
-        Ok(Ok(_)) => return Ok(()),
-        Ok(Err(error)) if error.code.as_deref() == Some("AccessDeniedException") => {
+    let listed = tokio::time::timeout(PREFLIGHT_TIMEOUT, backend.send(Request::ListShards(request))).await;
+    let reason = match listed.map(|response| response.error().cloned()) {
+        Ok(None) => return Ok(()),
+        Ok(Some(error)) if error.code.as_deref() == Some("AccessDeniedException") => {
             eprintln!(
                 "kpl: warning: cannot check stream {stream} (ListShards denied: {}); going on",
                 crate::one_line(&error.message)
@@ -245,7 +252,7 @@ async fn check_stream(backend: &impl Backend, stream: &StreamTarget) -> Result<(
             return Ok(());
         }
         // The SDK reports a credential chain that found nothing as a dispatch failure; say what it is.
-        Ok(Err(error))
+        Ok(Some(error))
             if error.code.as_deref() == Some("DispatchFailure") && error.message.contains("credential") =>
         {
             let message =
@@ -254,7 +261,7 @@ async fn check_stream(backend: &impl Backend, stream: &StreamTarget) -> Result<(
                 "no usable AWS credentials (environment, --profile, ~/.aws, SSO, instance role): {message}"
             )
         }
-        Ok(Err(error)) => match error.code {
+        Ok(Some(error)) => match error.code {
             Some(code) => format!("{code}: {}", error.message),
             None => error.message,
         },
@@ -337,8 +344,9 @@ async fn aws_backend(args: &ProduceArgs, loaded: Option<&LoadedProperties>) -> R
 #[cfg(test)]
 mod tests {
     use async_trait::async_trait;
-    use kpl_core::{ListShardsOutput, PutRecordsRequest, PutRecordsResultEntry, RequestErrorKind};
+    use kpl_core::{ListShardsOutput, RequestErrorKind};
     use kpl_tokio::RequestError;
+    use kpl_tokio::Response;
 
     use super::*;
 
@@ -347,18 +355,12 @@ mod tests {
 
     #[async_trait]
     impl Backend for Lister {
-        async fn list_shards(&self, _: ListShardsRequest) -> Result<ListShardsOutput, RequestError> {
+        async fn send(&self, request: Request) -> Response {
+            assert!(matches!(request, Request::ListShards(_)), "the check only lists shards");
             match &self.0 {
-                Some(answer) => answer.clone(),
+                Some(answer) => Response::ListShards(answer.clone()),
                 None => std::future::pending().await,
             }
-        }
-
-        async fn put_records(
-            &self,
-            _: PutRecordsRequest,
-        ) -> Result<Vec<PutRecordsResultEntry>, RequestError> {
-            unreachable!("the check only lists shards")
         }
     }
 

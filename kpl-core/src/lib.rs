@@ -102,6 +102,7 @@ mod collect;
 mod completion;
 mod config;
 mod event;
+mod id_queue;
 mod ids;
 mod limiter;
 mod listing;
@@ -125,6 +126,7 @@ pub use config::{
     parse_value as parse_kpl_value,
 };
 pub use event::Event;
+pub use id_queue::IdQueue;
 pub use ids::{FlushId, RecordId, RequestId, ShardId, StreamTarget};
 pub use metrics::{
     MAX_WINDOW_SECONDS, Metric, MetricName, MetricSample, MetricUnit, MetricsGranularity, MetricsLevel,
@@ -138,7 +140,7 @@ pub use record::{
 };
 pub use request::{
     ListShardsOutput, ListShardsRequest, PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry, Request,
-    RequestError, RequestErrorKind, Response, ShardDescription, Transmit,
+    RequestError, RequestErrorKind, RequestKind, Response, ShardDescription, Transmit,
 };
 pub use rng::SplitMix64;
 pub use stats::ProducerStats;

@@ -1,50 +1,34 @@
 //! Which outstanding record is the oldest, in O(1) per put and per completion.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
+use crate::id_queue::IdQueue;
 use crate::ids::RecordId;
 
 /// Record ids are handed out in order and `now` never goes backwards, so the records form a queue by put
-/// time; completions in any order leave holes that are skipped when they reach the front.
+/// time: the front of an [`IdQueue`] of put times is the oldest.
 #[derive(Debug, Default)]
 pub(crate) struct OldestTracker {
-    /// Put time of every record from `first` on, `None` once completed.
-    entries: VecDeque<Option<Instant>>,
-    first: u64,
-    outstanding: usize,
+    put_times: IdQueue<Instant>,
 }
 
 impl OldestTracker {
     pub(crate) fn push(&mut self, id: RecordId, put_at: Instant) {
-        if self.entries.is_empty() {
-            self.first = id.0;
-        }
-        // Ids are consecutive; a refused put takes no id.
-        debug_assert_eq!(id.0, self.first + self.entries.len() as u64);
-        self.entries.push_back(Some(put_at));
-        self.outstanding += 1;
+        // Ids increase: a refused put takes no id.
+        let inserted = self.put_times.insert(id.0, put_at);
+        debug_assert!(inserted.is_ok(), "record ids must increase");
     }
 
     pub(crate) fn complete(&mut self, id: RecordId) {
-        let Some(index) = id.0.checked_sub(self.first) else { return };
-        if let Some(entry) = self.entries.get_mut(index as usize)
-            && entry.take().is_some()
-        {
-            self.outstanding -= 1;
-        }
-        while self.entries.front().is_some_and(Option::is_none) {
-            self.entries.pop_front();
-            self.first += 1;
-        }
+        self.put_times.remove(id.0);
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.outstanding
+        self.put_times.len()
     }
 
     pub(crate) fn oldest(&self) -> Option<Instant> {
-        self.entries.front().copied().flatten()
+        self.put_times.front().map(|(_, put_at)| *put_at)
     }
 }
 

@@ -69,6 +69,64 @@ pub enum Response {
     PutRecords(Result<Vec<PutRecordsResultEntry>, RequestError>),
 }
 
+/// Which Kinesis API call a [`Request`] is: lets an adapter name, log and fail a request without matching
+/// on every kind (and without a "wrong kind" path of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RequestKind {
+    /// `ListShards`.
+    ListShards,
+    /// `PutRecords`.
+    PutRecords,
+}
+
+impl RequestKind {
+    /// The Kinesis API operation's name (`"ListShards"`, `"PutRecords"`).
+    pub fn operation(self) -> &'static str {
+        match self {
+            Self::ListShards => "ListShards",
+            Self::PutRecords => "PutRecords",
+        }
+    }
+
+    /// The response of this kind that fails the whole request with `error` (a timeout, a task that ended
+    /// without an answer, a call the adapter cannot make).
+    pub fn failure(self, error: RequestError) -> Response {
+        match self {
+            Self::ListShards => Response::ListShards(Err(error)),
+            Self::PutRecords => Response::PutRecords(Err(error)),
+        }
+    }
+}
+
+impl Request {
+    /// Which call this is.
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Self::ListShards(_) => RequestKind::ListShards,
+            Self::PutRecords(_) => RequestKind::PutRecords,
+        }
+    }
+
+    /// The stream it is about.
+    pub fn stream(&self) -> &StreamTarget {
+        match self {
+            Self::ListShards(list) => &list.stream,
+            Self::PutRecords(put) => &put.stream,
+        }
+    }
+}
+
+impl Response {
+    /// The error that failed the whole request, if it did.
+    pub fn error(&self) -> Option<&RequestError> {
+        match self {
+            Self::ListShards(Err(error)) | Self::PutRecords(Err(error)) => Some(error),
+            Self::ListShards(Ok(_)) | Self::PutRecords(Ok(_)) => None,
+        }
+    }
+}
+
 /// A page of `ListShards`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListShardsOutput {

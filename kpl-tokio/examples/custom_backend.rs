@@ -1,4 +1,4 @@
-//! A `Backend` of your own: where the producer's two Kinesis calls go. This one wraps another backend to
+//! A `Backend` of your own: where the producer's Kinesis calls go. This one wraps another backend to
 //! count requests and time them (a place for your own metrics, tracing or a different HTTP client), around
 //! the in-process mock Kinesis. Everything it needs comes from `kpl-tokio`.
 //!
@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use kpl_tokio::{
-    Backend, KinesisProducer, ListShardsOutput, ListShardsRequest, MockBackend, MockConfig, MockKinesis,
-    ProducerConfig, PutRecordsRequest, PutRecordsResultEntry, RequestError, StreamTarget, async_trait,
+    Backend, KinesisProducer, MockBackend, MockConfig, MockKinesis, ProducerConfig, Request, Response,
+    StreamTarget, async_trait,
 };
 
 /// Counts and times the calls of the backend it wraps.
@@ -24,24 +24,19 @@ struct Timed<B> {
 
 #[async_trait]
 impl<B: Backend> Backend for Timed<B> {
-    async fn list_shards(&self, request: ListShardsRequest) -> Result<ListShardsOutput, RequestError> {
-        self.inner.list_shards(request).await
-    }
-
     /// Sends the request once: retries, backoff and throttling are the producer's. A whole-request failure
-    /// is a `RequestError` whose `RequestErrorKind` says how the producer reacts.
-    async fn put_records(
-        &self,
-        request: PutRecordsRequest,
-    ) -> Result<Vec<PutRecordsResultEntry>, RequestError> {
-        let entries = request.entries.len() as u64;
+    /// is a `RequestError` whose `RequestErrorKind` says how the producer reacts. `ListShards` and any other
+    /// call go through untouched.
+    async fn send(&self, request: Request) -> Response {
+        let Request::PutRecords(put) = &request else { return self.inner.send(request).await };
+        let entries = put.entries.len() as u64;
         let started = Instant::now();
-        let result = self.inner.put_records(request).await;
+        let response = self.inner.send(request).await;
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.put_requests.fetch_add(1, Ordering::Relaxed);
         self.put_entries.fetch_add(entries, Ordering::Relaxed);
         self.put_micros.fetch_add(micros, Ordering::Relaxed);
-        result
+        response
     }
 }
 

@@ -1,6 +1,6 @@
 //! The adapter's errors. Refusals at `put` time are the core's [`PutError`](kpl_core::PutError).
 
-use kpl_core::{PutError, RecordFailure};
+use kpl_core::RecordFailure;
 
 /// Why a record that `put` accepted was not written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -10,10 +10,6 @@ pub enum DeliveryError {
     /// rejected it. Carries every attempt.
     #[error(transparent)]
     Failed(#[from] RecordFailure),
-    /// The core refused it when the driver handed it over. The handle applies the same checks first, so
-    /// this does not happen with the core's current rules.
-    #[error("refused by the producer: {0}")]
-    Refused(PutError),
     /// [`shutdown`](crate::KinesisProducer::shutdown)'s timeout passed before it completed. It may still
     /// have been written (a request carrying it may have been in flight).
     #[error("the shutdown timeout passed before the record completed; it may or may not have been written")]

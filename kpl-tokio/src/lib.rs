@@ -1,8 +1,8 @@
 //! The async Kinesis producer: [`kpl_core`]'s state machine driven on tokio (or async-std), sending to
 //! Kinesis through aws-sdk-kinesis ([`AwsBackend`], feature `aws`, on by default) or to the in-process
-//! simulated Kinesis of `kpl-mock-backend` ([`MockBackend`]). This crate re-exports what an application
-//! needs (the core's types, [`kpl_core`] itself, the mock, and the SDK crates as [`aws_config`] and
-//! [`aws_sdk_kinesis`]), so it is the one dependency to add.
+//! simulated Kinesis of `kpl-mock-backend` (`MockBackend`, feature `mock`). This crate re-exports what an
+//! application needs (the core's types, [`kpl_core`] itself, the SDK crates as [`aws_config`] and
+//! [`aws_sdk_kinesis`], and with `mock` the simulated Kinesis), so it is the one dependency to add.
 //!
 //! ```
 //! use kpl_tokio::{KinesisProducer, MockBackend, MockConfig, MockKinesis, ProducerConfig, StreamTarget};
@@ -22,6 +22,14 @@
 //! producer.shutdown(std::time::Duration::from_secs(30)).await?; // flushes, waits for every record
 //! # Ok(()) }
 //! ```
+//!
+//! # Results in batches
+//!
+//! [`KinesisProducer::put`] gives each record a [`RecordFuture`]. At high rates, or to handle every result in
+//! one place (the KPL's `Futures.addCallback`), [`KinesisProducer::with_completions`] gives a
+//! [`TaggedProducer`], whose [`put_batch`](TaggedProducer::put_batch) takes records with a tag of yours, and
+//! the [`Completions`] their results arrive on, tag and result together, in batches: one hand-over per batch
+//! put and one wake-up per batch of results, instead of a channel and a wake-up per record.
 //!
 //! # AWS configuration
 //!
@@ -70,8 +78,8 @@
 //!
 //! # Logging
 //!
-//! Events go through `tracing`; install a subscriber to see them. Each request runs in a span
-//! (`PutRecords` or `ListShards`, with the stream, the request id and the entry count). A request that fails
+//! Events go through `tracing`; install a subscriber to see them. Each request runs in a span (`request`,
+//! with the operation, `PutRecords` or `ListShards`, the stream, the request id and the entry count). A request that fails
 //! as a whole is logged at `error` when retrying cannot cure it (access denied, stream not found, a request
 //! Kinesis refuses) and at `warn` otherwise (5xx, timeouts, lost connections): the first at once, repeats
 //! summarised every 10 seconds. Throttling is summarised at `info` per stream every 10 seconds (shards
@@ -80,19 +88,25 @@
 //!
 //! # Design
 //!
-//! A [`KinesisProducer`] is a handle; one driver task owns the core exclusively. Handles check and admit
-//! records themselves (with the core's own validation and backpressure rules) and append them to a shared
-//! queue that the driver swaps out whole, so a burst of puts costs the driver one lock, not one message per
-//! record. The driver feeds the core those records, the backend's responses and the runtime's timer, and
-//! drains its outputs in the order of the core's call contract. Requests run on their own tasks, at most
-//! `max_connections` PutRecords at once (the core's cap), each bounded by `request_timeout`, which is
-//! reported as an ambiguous [`RequestErrorKind::Timeout`]. Retries, backoff and throttling decisions are the
-//! core's: backends never retry.
+//! A [`KinesisProducer`] is a handle; one driver task owns the core exclusively. Handles check records (with
+//! the core's own validation rules) and admit them: the handles' gauge of outstanding records and bytes is
+//! the producer's one admission point (the core is given no limits of its own), so a put waits or is refused
+//! with [`PutError::Backpressure`] there and nowhere else. Admitted records go to a shared queue that the
+//! driver swaps out whole, so a burst of puts costs the driver one lock, not one message per record. The
+//! driver feeds the core those records, the backend's responses and the runtime's timer, and drains its
+//! outputs in the order of the core's call contract; it keeps, per record the core holds, only where the
+//! result goes. Flushes are answered when the core reports them complete. Requests run on their own
+//! tasks, at most `max_connections` PutRecords at once (the core's cap), each bounded by `request_timeout`,
+//! which is reported as an ambiguous [`RequestErrorKind::Timeout`]. Retries, backoff and throttling
+//! decisions are the core's: backends never retry.
 //!
 //! # Features
 //!
 //! - `aws` (default): [`AwsBackend`], on aws-sdk-kinesis and aws-config. Without it the crate has no AWS
 //!   dependency; the mock backend and [`Backend`]s of your own still work.
+//! - `mock`: `MockBackend`, the simulated Kinesis of `kpl-mock-backend` in process (re-exported with
+//!   `MockKinesis` and `MockConfig`), for tests, demos and benchmarks. Off by default: production builds do
+//!   not link the simulator.
 //! - `async-std`: `AsyncStdRuntime`, a [`Runtime`] to run the driver on async-std (with a backend that
 //!   does not need tokio: the SDK's HTTP client does). async-std is discontinued upstream
 //!   (RUSTSEC-2025-0052): the adapter is kept for applications that cannot move yet.
@@ -121,13 +135,17 @@
 mod aws;
 mod backend;
 mod blocking;
+mod completions;
 mod driver;
 mod error;
 mod metrics;
+#[cfg(feature = "mock")]
 mod mock;
 mod producer;
 mod properties;
+mod replies;
 mod request_log;
+mod request_task;
 mod runtime;
 #[cfg(any(feature = "aws", feature = "cloudwatch"))]
 mod settings;
@@ -146,6 +164,7 @@ pub use aws_sdk_cloudwatch;
 pub use aws_sdk_kinesis;
 pub use backend::Backend;
 pub use blocking::{BlockingProducer, BlockingRecord};
+pub use completions::{Completion, Completions, Refused, TaggedProducer};
 pub use error::{DeliveryError, ShutdownError, SpawnError};
 /// The sans-IO core, for everything not re-exported here (a [`Runtime`] of your own, the `Producer` state
 /// machine itself).
@@ -155,17 +174,21 @@ pub use kpl_core::{
     LoadedProperties, Metric, MetricName, MetricSample, MetricUnit, MetricsGranularity, MetricsLevel,
     MetricsQuery, MetricsQueryError, MetricsRollup, MetricsWindow, NON_CORE_KPL_KEYS, ProducerConfig,
     ProducerConfigBuilder, ProducerStats, PutError, PutRecordsEntry, PutRecordsRequest,
-    PutRecordsResultEntry, RecordError, RecordFailure, RecordReceipt, RequestError, RequestErrorKind,
-    ShardDescription, ShardId, ShardMapWait, Stat, StreamTarget, UserRecord,
+    PutRecordsResultEntry, RecordError, RecordFailure, RecordReceipt, Request, RequestError,
+    RequestErrorKind, RequestKind, Response, ShardDescription, ShardId, ShardMapWait, Stat, StreamTarget,
+    UserRecord,
 };
 /// The simulated Kinesis that [`MockBackend`] serves.
+#[cfg(feature = "mock")]
 pub use kpl_mock_backend;
+#[cfg(feature = "mock")]
 pub use kpl_mock_backend::{MockConfig, MockError, MockKinesis};
 #[cfg(feature = "cloudwatch")]
 pub use metrics::{CloudWatchUploader, UploadStats, UploaderHandle};
 #[cfg(feature = "metrics-facade")]
 pub use metrics::{ExporterHandle, FacadeSnapshot, MetricsExporter};
 pub use metrics::{ExtraDimension, MetricsConfig, MetricsConfigError, MetricsError};
+#[cfg(feature = "mock")]
 pub use mock::MockBackend;
 pub use producer::{KinesisProducer, ProducerBuilder, RecordFuture};
 pub use properties::{PropertiesFileError, UnappliedSetting, from_properties_file, unapplied_settings};

@@ -7,10 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use futures::future::select;
-use kpl_core::{
-    ListShardsOutput, ListShardsRequest, PutRecordsRequest, PutRecordsResultEntry, Request, RequestError,
-    RequestErrorKind, RequestId, Response,
-};
+use kpl_core::{Request, RequestError, RequestErrorKind, RequestId, Response};
 use kpl_mock_backend::MockKinesis;
 use tokio::sync::Notify;
 
@@ -70,12 +67,9 @@ impl<R: Runtime> MockBackend<R> {
             let mut state = self.lock();
             let id = RequestId(state.next_id);
             state.next_id += 1;
+            let kind = request.kind();
             if let Err(error) = state.kinesis.handle_request(self.runtime.now(), id, request) {
-                return Response::PutRecords(Err(RequestError::new(
-                    RequestErrorKind::Fatal,
-                    None,
-                    error.to_string(),
-                )));
+                return kind.failure(RequestError::new(RequestErrorKind::Fatal, None, error.to_string()));
             }
             id
         };
@@ -135,26 +129,9 @@ impl<R: Runtime> Drop for Waiting<'_, R> {
     }
 }
 
-fn mismatched() -> RequestError {
-    RequestError::new(RequestErrorKind::Transient, None, "the mock answered with a response of another kind")
-}
-
 #[async_trait]
 impl<R: Runtime> Backend for MockBackend<R> {
-    async fn list_shards(&self, request: ListShardsRequest) -> Result<ListShardsOutput, RequestError> {
-        match self.exchange(Request::ListShards(request)).await {
-            Response::ListShards(result) => result,
-            _ => Err(mismatched()),
-        }
-    }
-
-    async fn put_records(
-        &self,
-        request: PutRecordsRequest,
-    ) -> Result<Vec<PutRecordsResultEntry>, RequestError> {
-        match self.exchange(Request::PutRecords(request)).await {
-            Response::PutRecords(result) => result,
-            _ => Err(mismatched()),
-        }
+    async fn send(&self, request: Request) -> Response {
+        self.exchange(request).await
     }
 }

@@ -14,7 +14,7 @@ use crate::backend::Backend;
 use crate::driver::Driver;
 use crate::error::{DeliveryError, ShutdownError, SpawnError};
 use crate::runtime::{Runtime, TokioRuntime};
-use crate::shared::{Command, RecordResult, Refusal, Shared};
+use crate::shared::{Command, RecordResult, Reply, Shared, Submitted};
 
 /// An asynchronous Kinesis producer: the KPL's aggregation, batching, rate limiting and retries, with a
 /// result per record.
@@ -60,7 +60,7 @@ struct Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         // Refused only when the driver is already gone: then there is nothing to release.
-        let _ = self.shared.send(Command::Release);
+        let _ = self.shared.send(Command::LastHandleDropped);
     }
 }
 
@@ -101,11 +101,25 @@ impl<B: Backend> ProducerBuilder<B> {
     pub fn spawn_on<R: Runtime>(self, runtime: R) -> KinesisProducer {
         let seed = self.seed.unwrap_or_else(random_seed);
         let shared = Arc::new(Shared::new(self.config.clone()));
-        let core = Producer::new(self.config, seed);
+        let core = Producer::new(without_limits(self.config), seed);
         let driver = Driver::new(core, runtime.clone(), self.backend, shared.clone());
         runtime.spawn(driver.run());
         KinesisProducer { handle: Arc::new(Handle { shared }) }
     }
+}
+
+/// The core's settings: the handles are the one place records are admitted (under the configured
+/// `max_outstanding_records` and `max_outstanding_bytes`), so the core gets the largest limits it takes.
+fn without_limits(config: ProducerConfig) -> ProducerConfig {
+    let unlimited = i64::MAX as u64;
+    // These two values are in range: the build cannot fail, and if it did the configured limits would do
+    // (the handles admit first, so the core's equal limits would never refuse).
+    config
+        .to_builder()
+        .max_outstanding_records(unlimited)
+        .max_outstanding_bytes(unlimited)
+        .build()
+        .unwrap_or(config)
 }
 
 /// A seed from the standard library's per-process random hasher keys.
@@ -120,7 +134,7 @@ impl KinesisProducer {
         ProducerBuilder { config, backend, seed: None }
     }
 
-    fn shared(&self) -> &Shared {
+    pub(crate) fn shared(&self) -> &Shared {
         &self.handle.shared
     }
 
@@ -144,21 +158,43 @@ impl KinesisProducer {
         // could starve the driver (on a current-thread runtime, entirely) while records pile up unsent.
         // tokio's cooperative budget makes it yield every so many puts; elsewhere this is free.
         tokio::task::consume_budget().await;
-        let mut record = match self.shared().submit(record) {
-            Ok(receiver) => return Ok(RecordFuture { receiver }),
-            Err(Refusal::Refused(error)) => return Err(error),
-            Err(Refusal::Full(record, _)) => record,
-        };
+        let mut next = Some(((), record));
         loop {
+            match self.submit(&mut next) {
+                Ok(future) => return Ok(future),
+                Err(PutError::Backpressure { .. }) => {}
+                Err(error) => return Err(error),
+            }
             // Registered before the retry, so a release between the check and the wait is not missed.
             let mut released = pin!(self.shared().capacity.notified());
             released.as_mut().enable();
-            match self.shared().submit(record) {
-                Ok(receiver) => return Ok(RecordFuture { receiver }),
-                Err(Refusal::Refused(error)) => return Err(error),
-                Err(Refusal::Full(back, _)) => record = back,
+            match self.submit(&mut next) {
+                Ok(future) => return Ok(future),
+                Err(PutError::Backpressure { .. }) => released.await,
+                Err(error) => return Err(error),
             }
-            released.await;
+        }
+    }
+
+    /// Submits the record in `next` (left there when it does not fit).
+    fn submit(&self, next: &mut Option<((), UserRecord)>) -> Result<RecordFuture, PutError> {
+        let mut receiver = None;
+        let mut refused = None;
+        let submitted = self.shared().submit(
+            next,
+            &mut std::iter::empty(),
+            |()| {
+                let (reply, future) = futures::channel::oneshot::channel();
+                receiver = Some(future);
+                Reply::Future(reply)
+            },
+            |(), _, error| refused = Some(error),
+        );
+        match (submitted, receiver, refused) {
+            (Submitted::Full(error), _, _) | (Submitted::All, _, Some(error)) => Err(error),
+            (Submitted::All, Some(receiver), None) => Ok(RecordFuture { receiver }),
+            // Taken, or refused: one of the two happened.
+            (Submitted::All, None, None) => Err(PutError::Closed),
         }
     }
 
@@ -174,10 +210,7 @@ impl KinesisProducer {
 
     /// Puts a record without waiting: [`PutError::Backpressure`] at once when the limits are reached.
     pub fn try_put(&self, record: UserRecord) -> Result<RecordFuture, PutError> {
-        match self.shared().submit(record) {
-            Ok(receiver) => Ok(RecordFuture { receiver }),
-            Err(Refusal::Full(_, error) | Refusal::Refused(error)) => Err(error),
-        }
+        self.submit(&mut Some(((), record)))
     }
 
     /// Sends everything buffered now and resolves once every record put before the call completed
@@ -255,10 +288,15 @@ impl KinesisProducer {
 
 /// The result of one record: resolves once it was written (with its shard, sequence number and attempts)
 /// or failed. Dropping it does not cancel the record.
+///
+/// A result that is in resolves at once, outside tokio's cooperative budget: an application awaiting many
+/// futures in a `FuturesUnordered` gets every result that is in on each poll. (With a budgeted channel,
+/// every future past the budget answered "pending" and was woken again, so each round re-polled every
+/// completed record: with 40,000 records in flight, the agent's rate fell from 30,000 to 6,700 lines/s.)
 #[derive(Debug)]
 #[must_use = "a record's result says whether it was written"]
 pub struct RecordFuture {
-    receiver: oneshot::Receiver<RecordResult>,
+    receiver: futures::channel::oneshot::Receiver<RecordResult>,
 }
 
 impl Future for RecordFuture {

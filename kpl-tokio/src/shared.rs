@@ -1,10 +1,10 @@
-//! State shared by the handles and the driver: the intake queue of commands and the admission gauge.
+//! State shared by the handles and the driver: the one admission gauge and the command queue.
 //!
 //! Handles append commands to one `Vec` under a mutex and wake the driver only when the queue was empty;
 //! the driver swaps the whole `Vec` out, so a burst of puts costs it one lock and one wake-up, not one
 //! channel message per record.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::task::AtomicWaker;
@@ -13,24 +13,77 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::error::{DeliveryError, ShutdownError};
 
-/// What a record's future resolves to.
+/// What a record's result is.
 pub(crate) type RecordResult = Result<RecordReceipt, DeliveryError>;
 
 /// A read of the driver's core, run on the driver.
 pub(crate) type Inspect = Box<dyn FnOnce(&Producer, Instant) + Send>;
 
+/// Where results of tagged puts go (a [`Completions`](crate::Completions) queue), without its tag type.
+pub(crate) trait Sink: Send + Sync {
+    /// Hands over results, each under the key its tag was kept under, in one go; leaves `results` empty.
+    fn deliver(&self, results: &mut Vec<(u64, RecordResult)>);
+}
+
+/// Where a record's result goes.
+pub(crate) enum Reply {
+    /// The [`RecordFuture`](crate::RecordFuture) of a `put`: a `futures` oneshot, which, unlike tokio's,
+    /// does not count against tokio's cooperative budget (see `RecordFuture`).
+    Future(futures::channel::oneshot::Sender<RecordResult>),
+    /// A tagged put: its tag waits in `sink` under `key`.
+    Sink { sink: Arc<dyn Sink>, key: u64 },
+}
+
+/// A record admitted by a handle (its `size` counted in the gauge) on its way to the core.
+pub(crate) struct Admitted {
+    pub(crate) record: UserRecord,
+    pub(crate) size: usize,
+    pub(crate) reply: Reply,
+}
+
 /// A request from a handle to the driver.
 pub(crate) enum Command {
-    /// A record, already checked and admitted (`size` bytes counted in the gauge).
-    Put { record: UserRecord, size: usize, reply: oneshot::Sender<RecordResult> },
-    /// Reply once every record put before this completed (of one stream, or all).
+    /// A record, already checked and admitted.
+    Put(Admitted),
+    /// Flush, and reply once every record put before this completed (of one stream, or all).
     Flush { stream: Option<StreamTarget>, reply: oneshot::Sender<()> },
     /// Read the core.
     Inspect(Inspect),
     /// Close, drain, stop; fail what is left when the timeout passes.
     Shutdown { timeout: Duration, reply: oneshot::Sender<Result<(), ShutdownError>> },
     /// The last handle was dropped: close and drain, then stop.
-    Release,
+    LastHandleDropped,
+}
+
+/// The producer's one admission gauge: records and bytes admitted and not yet completed. The core is given
+/// no limits of its own (see `Driver::new`), so this is the only place a record is held back; a rule on
+/// more than counts (bytes a stream can drain within the TTL, say) goes in [`admit`](Self::admit).
+#[derive(Debug, Default)]
+struct Admission {
+    records: usize,
+    /// Data plus partition keys ([`UserRecord::size`]).
+    bytes: usize,
+}
+
+impl Admission {
+    /// Counts a record of `size` bytes in, under `config`'s `max_outstanding_records` and
+    /// `max_outstanding_bytes` (the core's rule, [`ProducerConfig::admits`]), or says why not.
+    fn admit(&mut self, config: &ProducerConfig, size: usize) -> Result<(), PutError> {
+        if !config.admits(self.records, self.bytes, size) {
+            return Err(PutError::Backpressure {
+                outstanding_records: self.records,
+                outstanding_bytes: self.bytes,
+            });
+        }
+        self.records += 1;
+        self.bytes += size;
+        Ok(())
+    }
+
+    fn release(&mut self, records: usize, bytes: usize) {
+        self.records -= records;
+        self.bytes -= bytes;
+    }
 }
 
 pub(crate) struct Shared {
@@ -45,21 +98,19 @@ pub(crate) struct Shared {
 #[derive(Default)]
 struct State {
     commands: Vec<Command>,
-    /// Records admitted and not completed, and their bytes (data plus partition keys).
-    outstanding_records: usize,
-    outstanding_bytes: usize,
+    admission: Admission,
     /// False once shutdown began or the driver stopped.
     accepting: bool,
     /// The driver is gone: commands would never be read.
     stopped: bool,
 }
 
-/// Why a record was not submitted.
-pub(crate) enum Refusal {
-    /// Over the outstanding limits: the record comes back with the error.
-    Full(UserRecord, PutError),
-    /// Refused for good.
-    Refused(PutError),
+/// How far [`Shared::submit`] got.
+pub(crate) enum Submitted {
+    /// Every record was queued or refused.
+    All,
+    /// The next record does not fit under the limits now: it is left where it was.
+    Full(PutError),
 }
 
 impl Shared {
@@ -77,40 +128,45 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Checks and admits a record and queues it for the driver.
-    #[allow(
-        clippy::result_large_err,
-        reason = "a refused record goes back to its caller without an allocation"
-    )]
-    pub(crate) fn submit(&self, record: UserRecord) -> Result<oneshot::Receiver<RecordResult>, Refusal> {
-        if let Err(error) = self.config.check_record(&record) {
-            return Err(Refusal::Refused(error));
-        }
-        let size = record.size();
+    /// Checks, admits and queues records for the driver under one lock: `next`, then the rest of
+    /// `records`, until one does not fit (it is left in `next`). A record that can never be taken (invalid,
+    /// or the producer is closed) goes to `refuse` with its tag; an admitted one is queued with the reply
+    /// `reply` makes of its tag. Wakes the driver once.
+    pub(crate) fn submit<T>(
+        &self,
+        next: &mut Option<(T, UserRecord)>,
+        records: &mut impl Iterator<Item = (T, UserRecord)>,
+        mut reply: impl FnMut(T) -> Reply,
+        mut refuse: impl FnMut(T, UserRecord, PutError),
+    ) -> Submitted {
         let mut state = self.lock();
-        if !state.accepting {
-            return Err(Refusal::Refused(PutError::Closed));
-        }
-        if !self.config.admits(state.outstanding_records, state.outstanding_bytes, size) {
-            let error = PutError::Backpressure {
-                outstanding_records: state.outstanding_records,
-                outstanding_bytes: state.outstanding_bytes,
-            };
-            return Err(Refusal::Full(record, error));
-        }
-        state.outstanding_records += 1;
-        state.outstanding_bytes += size;
-        let (reply, receiver) = oneshot::channel();
-        let wake = state.commands.is_empty();
-        state.commands.push(Command::Put { record, size, reply });
+        let was_empty = state.commands.is_empty();
+        let submitted = loop {
+            let Some((tag, record)) = next.take() else { break Submitted::All };
+            let checked =
+                if state.accepting { self.config.check_record(&record) } else { Err(PutError::Closed) };
+            if let Err(error) = checked {
+                refuse(tag, record, error);
+            } else {
+                let size = record.size();
+                if let Err(error) = state.admission.admit(&self.config, size) {
+                    *next = Some((tag, record));
+                    break Submitted::Full(error);
+                }
+                state.commands.push(Command::Put(Admitted { record, size, reply: reply(tag) }));
+            }
+            *next = records.next();
+        };
+        let wake = was_empty && !state.commands.is_empty();
         drop(state);
         if wake {
             self.driver.wake();
         }
-        Ok(receiver)
+        submitted
     }
 
     /// Queues a command other than a put; gives it back if the driver is gone.
+    #[allow(clippy::result_large_err, reason = "the command goes back to its caller without an allocation")]
     pub(crate) fn send(&self, command: Command) -> Result<(), Command> {
         let mut state = self.lock();
         if state.stopped {
@@ -135,16 +191,13 @@ impl Shared {
 
     /// Gives back the capacity of completed records and wakes the puts waiting for it.
     pub(crate) fn release(&self, records: usize, bytes: usize) {
-        let mut state = self.lock();
-        state.outstanding_records -= records;
-        state.outstanding_bytes -= bytes;
-        drop(state);
+        self.lock().admission.release(records, bytes);
         self.capacity.notify_waiters();
     }
 
     /// Records admitted and not yet completed.
     pub(crate) fn outstanding_records(&self) -> usize {
-        self.lock().outstanding_records
+        self.lock().admission.records
     }
 
     /// The driver stopped: refuse everything from now on and hand back what is still queued.

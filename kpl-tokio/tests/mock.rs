@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
-use kpl_core::{ListShardsOutput, ListShardsRequest, PutRecordsRequest, PutRecordsResultEntry};
 use kpl_deagg::Mode;
 use kpl_mock_backend::{MockConfig, MockKinesis};
 use kpl_tokio::{
     Backend, DeliveryError, KinesisProducer, MetricName, MetricsGranularity, MetricsQuery, MetricsWindow,
-    MockBackend, ProducerConfig, PutError, RecordError, RequestError, ShardMapWait, ShutdownError,
+    MockBackend, ProducerConfig, PutError, RecordError, Request, Response, ShardMapWait, ShutdownError,
     StreamTarget, UserRecord,
 };
 
@@ -168,18 +167,12 @@ struct Hanging {
 
 #[async_trait]
 impl Backend for Hanging {
-    async fn list_shards(&self, request: ListShardsRequest) -> Result<ListShardsOutput, RequestError> {
-        self.inner.list_shards(request).await
-    }
-
-    async fn put_records(
-        &self,
-        request: PutRecordsRequest,
-    ) -> Result<Vec<PutRecordsResultEntry>, RequestError> {
-        if self.calls.fetch_add(1, Ordering::SeqCst) < self.hang {
+    async fn send(&self, request: Request) -> Response {
+        if matches!(request, Request::PutRecords(_)) && self.calls.fetch_add(1, Ordering::SeqCst) < self.hang
+        {
             futures::future::pending::<()>().await;
         }
-        self.inner.put_records(request).await
+        self.inner.send(request).await
     }
 }
 
@@ -398,4 +391,145 @@ async fn a_task_putting_in_a_loop_lets_the_driver_run() {
     assert!(listed >= 1, "the driver never ran during the put loop");
     producer.flush().await;
     assert!(results.into_iter().all(|result| ready(result).is_some_and(|r| r.is_ok())));
+}
+
+/// Reads completions until they end; asserts that every tag comes exactly once.
+async fn every_completion<T: Ord + std::fmt::Debug + Send + 'static>(
+    mut completions: kpl_tokio::Completions<T>,
+) -> BTreeMap<T, Result<kpl_tokio::RecordReceipt, DeliveryError>> {
+    let mut results = BTreeMap::new();
+    let mut batches = 0;
+    while let Some(batch) = completions.next_batch().await {
+        assert!(!batch.is_empty(), "a batch has at least one result");
+        batches += 1;
+        for done in batch {
+            let tag = format!("{:?}", done.tag);
+            assert!(results.insert(done.tag, done.result).is_none(), "tag {tag} completed twice");
+        }
+    }
+    assert!(batches <= results.len().max(1));
+    results
+}
+
+#[tokio::test(start_paused = true)]
+async fn tagged_batches_get_exactly_one_completion_per_record_under_faults() {
+    let mut mock_config = MockConfig::hostile();
+    mock_config.faults.put_records.throttle = 0.3;
+    mock_config.faults.entry_internal_failure = 0.1;
+    let mut kinesis = MockKinesis::new(mock_config, 11).unwrap();
+    kinesis.create_stream(STREAM, 4).unwrap();
+    let backend = Arc::new(MockBackend::new(kinesis));
+    // Unaggregated, the 2,000 records make many entries for the faults to hit.
+    let config = ProducerConfig::builder()
+        .aggregation(kpl_tokio::AggregationPolicy::Off)
+        .record_ttl(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let producer = producer(config, backend.clone());
+    let (tagged, completions) = producer.with_completions::<u32>();
+    let reader = tokio::spawn(every_completion(completions));
+    // Two handles feeding the same completions, in batches of 100.
+    let putters: Vec<_> = (0..2u32)
+        .map(|half| {
+            let tagged = tagged.clone();
+            tokio::spawn(async move {
+                for batch in 0..10u32 {
+                    let records = (0..100u32)
+                        .map(|i| {
+                            let tag = half * 1000 + batch * 100 + i;
+                            (tag, UserRecord::new(stream(), format!("key-{tag}"), format!("record {tag}")))
+                        })
+                        .collect();
+                    assert!(tagged.put_batch(records).await.is_empty());
+                }
+            })
+        })
+        .collect();
+    drop(tagged);
+    for putter in putters {
+        putter.await.unwrap();
+    }
+    let results = reader.await.unwrap();
+    assert_eq!(results.len(), 2000);
+    let expected: Vec<u32> = (0..2).flat_map(|half| (0..1000).map(move |i| half * 1000 + i)).collect();
+    assert_eq!(results.keys().copied().collect::<Vec<_>>(), expected);
+    assert!(results.values().all(Result::is_ok), "nothing fails within an hour's TTL");
+    let retried = results.values().filter(|r| r.as_ref().is_ok_and(|receipt| receipt.attempts.len() > 1));
+    assert!(retried.count() > 100, "faults were injected and retried");
+    // Each written at least once (a timeout may have written one twice).
+    let written = committed(&backend);
+    assert_eq!(written.len(), 2000);
+    assert_eq!(producer.outstanding_records(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_put_waits_for_capacity_and_every_record_completes() {
+    let backend = Hanging { inner: mock(2), hang: 1, calls: AtomicUsize::new(0) };
+    let config = ProducerConfig::builder()
+        .max_outstanding_records(100)
+        .request_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let producer = producer(config, backend);
+    let (tagged, completions) = producer.with_completions::<usize>();
+    let records: Vec<_> =
+        (0..1000).map(|i| (i, UserRecord::new(stream(), format!("key-{i}"), vec![1u8; 50]))).collect();
+    let put = tokio::spawn(async move { tagged.put_batch(records).await });
+    // The first request hangs until its timeout: the batch stops at the limit and waits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(producer.outstanding_records(), 100);
+    assert!(!put.is_finished(), "the batch waits for capacity");
+    assert!(put.await.unwrap().is_empty());
+    let results = every_completion(completions).await;
+    assert_eq!(results.keys().copied().collect::<Vec<_>>(), (0..1000).collect::<Vec<_>>());
+    assert!(results.values().all(Result::is_ok));
+    assert_eq!(producer.outstanding_records(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_refuses_invalid_records_with_their_tags_and_takes_the_others() {
+    let backend = mock(1);
+    let producer = producer(ProducerConfig::default(), backend.clone());
+    let (tagged, completions) = producer.with_completions::<&str>();
+    let refused = tagged
+        .put_batch(vec![
+            ("good", UserRecord::new(stream(), "a", &b"x"[..])),
+            ("empty key", UserRecord::new(stream(), "", &b"x"[..])),
+            ("too large", UserRecord::new(stream(), "b", vec![0u8; 1024 * 1024])),
+            ("also good", UserRecord::new(stream(), "c", &b"y"[..])),
+        ])
+        .await;
+    let refused: Vec<_> = refused.into_iter().map(|refused| (refused.tag, refused.error)).collect();
+    assert_eq!(refused[0], ("empty key", PutError::EmptyPartitionKey));
+    assert_eq!(refused[1].0, "too large");
+    assert!(matches!(refused[1].1, PutError::RecordTooLarge { .. }));
+    assert_eq!(refused.len(), 2);
+    // A flush returns once the results of the records before it were delivered.
+    producer.flush().await;
+    let mut completions = completions;
+    let batch = ready(completions.next_batch()).expect("delivered before the flush returned").unwrap();
+    let mut tags: Vec<_> = batch.iter().map(|done| done.tag).collect();
+    tags.sort_unstable();
+    assert_eq!(tags, ["also good", "good"]);
+    producer.shutdown(Duration::from_secs(1)).await.unwrap();
+    let late = tagged.put("late", UserRecord::new(stream(), "d", &b"z"[..])).await.unwrap_err();
+    assert_eq!((late.tag, late.error), ("late", PutError::Closed));
+    drop(tagged);
+    assert!(completions.next_batch().await.is_none(), "the completions end with the last tagged producer");
+    assert_eq!(committed(&backend).len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn tagged_records_of_a_timed_out_shutdown_complete_with_its_error() {
+    let backend = Hanging { inner: mock(1), hang: usize::MAX, calls: AtomicUsize::new(0) };
+    let producer = producer(ProducerConfig::default(), backend);
+    let (tagged, completions) = producer.with_completions::<u8>();
+    let records = (0..20).map(|i| (i, UserRecord::new(stream(), format!("k{i}"), &b"stuck"[..]))).collect();
+    assert!(tagged.put_batch(records).await.is_empty());
+    drop(tagged);
+    let result = producer.shutdown(Duration::from_secs(2)).await;
+    assert_eq!(result, Err(ShutdownError::TimedOut { abandoned: 20 }));
+    let results = every_completion(completions).await;
+    assert_eq!(results.len(), 20);
+    assert!(results.values().all(|result| result.as_ref().unwrap_err() == &DeliveryError::ShutdownTimedOut));
 }

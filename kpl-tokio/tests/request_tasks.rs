@@ -11,10 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use kpl_core::{ListShardsOutput, ListShardsRequest, PutRecordsRequest, PutRecordsResultEntry};
 use kpl_mock_backend::{MockConfig, MockKinesis};
 use kpl_tokio::{
-    Backend, KinesisProducer, MockBackend, ProducerConfig, RecordFuture, RecordReceipt, RequestError,
+    Backend, KinesisProducer, MockBackend, ProducerConfig, RecordFuture, RecordReceipt, Request, Response,
     Runtime, StreamTarget, TokioRuntime, UserRecord,
 };
 use tokio::sync::Notify;
@@ -42,19 +41,12 @@ struct FaultyBackend {
 
 #[async_trait]
 impl Backend for FaultyBackend {
-    async fn list_shards(&self, request: ListShardsRequest) -> Result<ListShardsOutput, RequestError> {
-        self.mock.list_shards(request).await
-    }
-
-    async fn put_records(
-        &self,
-        request: PutRecordsRequest,
-    ) -> Result<Vec<PutRecordsResultEntry>, RequestError> {
+    async fn send(&self, request: Request) -> Response {
         // Keys are `key-<burst>-<i>`; inside an aggregate they are in its data.
-        let carries_burst_1 = request.entries.iter().any(|entry| {
+        let carries_burst_1 = matches!(&request, Request::PutRecords(put) if put.entries.iter().any(|entry| {
             entry.partition_key.starts_with("key-1-")
                 || entry.data.windows(6).any(|window| window == b"key-1-")
-        });
+        }));
         if carries_burst_1 && !self.faulted.swap(true, Ordering::SeqCst) {
             match self.fault {
                 Fault::Panic => panic!("backend bug on the second call"),
@@ -64,7 +56,7 @@ impl Backend for FaultyBackend {
                 }
             }
         }
-        self.mock.put_records(request).await
+        self.mock.send(request).await
     }
 }
 

@@ -8,10 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use kpl_core::{
-    ListShardsOutput, ListShardsRequest, PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry,
-};
-use kpl_tokio::{Backend, RequestError, ShardId};
+use kpl_core::{PutRecordsEntry, PutRecordsResultEntry};
+use kpl_tokio::{Backend, Request, Response, ShardId};
 
 /// The error code of an entry refused by its shard's write limits.
 const THROTTLED: &str = "ProvisionedThroughputExceededException";
@@ -159,8 +157,8 @@ impl Counters {
     }
 
     /// A record of `bytes` was put.
-    pub fn put(&self, bytes: u64) {
-        self.outstanding_records.rise(1);
+    pub fn put(&self, records: u64, bytes: u64) {
+        self.outstanding_records.rise(records);
         self.outstanding_bytes.rise(bytes);
     }
 
@@ -254,16 +252,10 @@ impl Drop for InFlight<'_> {
 
 #[async_trait]
 impl<B: Backend> Backend for Observed<B> {
-    async fn list_shards(&self, request: ListShardsRequest) -> Result<ListShardsOutput, RequestError> {
-        self.inner.list_shards(request).await
-    }
-
-    async fn put_records(
-        &self,
-        request: PutRecordsRequest,
-    ) -> Result<Vec<PutRecordsResultEntry>, RequestError> {
+    async fn send(&self, request: Request) -> Response {
+        let Request::PutRecords(put) = &request else { return self.inner.send(request).await };
         let counters = &self.counters;
-        let sent: Vec<(Option<usize>, u64)> = request
+        let sent: Vec<(Option<usize>, u64)> = put
             .entries
             .iter()
             .map(|entry| {
@@ -272,11 +264,11 @@ impl<B: Backend> Backend for Observed<B> {
             .collect();
         counters.request_started();
         let _in_flight = InFlight(counters);
-        let result = self.inner.put_records(request).await;
-        if let Ok(entries) = &result {
+        let response = self.inner.send(request).await;
+        if let Response::PutRecords(Ok(entries)) = &response {
             counters.response(&sent, entries);
         }
-        result
+        response
     }
 }
 
@@ -329,10 +321,10 @@ mod tests {
     #[test]
     fn outstanding_records_keep_their_peak() {
         let counters = Counters::new(Shards::new(vec![(ShardId::from("s"), 0, u128::MAX)]), 1);
-        counters.put(10);
-        counters.put(20);
+        counters.put(1, 10);
+        counters.put(1, 20);
         counters.completed(10, Some(&ShardId::from("s")));
-        counters.put(5);
+        counters.put(1, 5);
         counters.completed(20, None);
         assert_eq!((counters.outstanding_records.get(), counters.outstanding_records.peak()), (1, 2));
         assert_eq!((counters.outstanding_bytes.get(), counters.outstanding_bytes.peak()), (5, 30));

@@ -205,6 +205,11 @@ impl ProducerConfig {
     pub fn builder() -> ProducerConfigBuilder {
         ProducerConfigBuilder::default()
     }
+
+    /// A builder starting from these settings.
+    pub fn to_builder(&self) -> ProducerConfigBuilder {
+        ProducerConfigBuilder { config: self.clone() }
+    }
 }
 
 impl ProducerConfigBuilder {
