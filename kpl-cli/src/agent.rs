@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use kpl_agent::config::{AgentConfig, load};
 use kpl_agent::shell::{
-    CheckpointStore, aws_backend, default_checkpoint_file, run as run_agent, stop_on_signals,
+    CheckpointStore, RunControls, aws_backend, cloudwatch_uploader, default_checkpoint_file, run_with,
+    sdk_config, stop_on_signals,
 };
 
 use crate::error::CliError;
@@ -57,9 +58,11 @@ pub async fn run(args: AgentArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let store = CheckpointStore::open(&path).map_err(kpl_agent::shell::AgentError::from)?;
-    let backend = aws_backend(&config).await?;
-    let stop = stop_on_signals()?;
-    let summary = run_agent(config, backend, store, stop).await?;
+    let sdk = sdk_config(&config).await?;
+    let backend = aws_backend(&config, &sdk);
+    let mut controls = RunControls::new(stop_on_signals()?);
+    controls.cloudwatch = cloudwatch_uploader(&config, &sdk);
+    let summary = run_with(config, backend, store, controls).await?;
     tracing::info!(?summary, "done");
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! `shared/reference/kinesis-agent.md` (a)). Where we differ, the docs of [`AgentConfig`] and
 //! [`FlowConfig`] say so. Unknown keys are warned about (an error with `strict`); agent keys that have no
 //! effect here are warned about by name with the reason; keys whose meaning we cannot honour (Firehose
-//! flows, assumed roles) are errors, never silently ignored.
+//! flows, Java credential providers) are errors, never silently ignored.
 
 mod fields;
 mod flow;
@@ -17,6 +17,7 @@ use std::time::Duration;
 use kpl_tokio::ProducerConfig;
 use serde_json::Value;
 
+use crate::core::metrics::NAMESPACE;
 use fields::Fields;
 pub use flow::{FlowConfig, MAX_PARTITION_KEY_LEN, PartitionKeyOption};
 
@@ -114,6 +115,14 @@ pub struct AgentConfig {
     pub kinesis_region: Option<String>,
     /// `awsAccessKeyId` and `awsSecretAccessKey`: static credentials, used instead of the SDK's chain.
     pub static_credentials: Option<(String, String)>,
+    /// `assumeRoleARN` and `assumeRoleExternalId`: the role assumed with the credentials above (static,
+    /// else the SDK's chain), through STS `AssumeRole` with the session name `AWSKinesisAgent` for an
+    /// hour, renewed before it expires, as the agent does.
+    pub assume_role: Option<AssumeRole>,
+    /// `sts.endpoint`: the STS endpoint for `assumeRoleARN` (a URL, or a host name taken as `https://`).
+    pub sts_endpoint: Option<String>,
+    /// The `cloudwatch.*` keys: the agent's metrics.
+    pub cloudwatch: CloudWatchConfig,
     /// `shutdownTimeoutMillis` (default 10000): how long a stop may take to deliver what was read.
     pub shutdown_timeout: Duration,
     /// `log.statusReportingPeriodSeconds` (default 30, 1..=86400): how often progress is logged.
@@ -130,6 +139,32 @@ pub struct AgentConfig {
     /// (records wait for the shard map to be aggregated: a backlog read at startup would otherwise go out
     /// unaggregated; a stream whose shards cannot be listed then stalls, with a warning).
     pub producer: ProducerConfig,
+}
+
+/// A role to assume (`assumeRoleARN`, `assumeRoleExternalId`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRole {
+    /// The role's ARN.
+    pub arn: String,
+    /// The external id the role's trust policy asks for, if any.
+    pub external_id: Option<String>,
+}
+
+/// The `cloudwatch.*` keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudWatchConfig {
+    /// `cloudwatch.emitMetrics` (default true, as the agent's): upload the agent's metrics (see
+    /// [`crate::core::metrics`]); needs `cloudwatch:PutMetricData`. Failed uploads are logged and their
+    /// data dropped; records are never held back by them.
+    pub emit_metrics: bool,
+    /// `cloudwatch.endpoint`: the CloudWatch endpoint (a URL, or a host name taken as `https://`); the
+    /// region and credentials are the ones Kinesis uses.
+    pub endpoint: Option<String>,
+    /// `cloudwatch.namespace` (default `AWSKinesisAgent`).
+    pub namespace: String,
+    /// `cloudwatch.metricsBufferTimeMillis` (default 30000, 100..=3600000): how often metrics are
+    /// uploaded, one batch each time (counters as their increase since the previous upload).
+    pub upload_interval: Duration,
 }
 
 /// A configuration and the warnings about it.
@@ -230,27 +265,13 @@ fn top_level(
     warnings: &mut Vec<String>,
 ) -> Result<AgentConfig, ConfigError> {
     top.unsupported(
-        &["assumeRoleARN", "assumeRoleExternalId", "userDefinedCredentialsProvider.classname"],
+        &["userDefinedCredentialsProvider.classname"],
         "use the AWS SDK's credential chain (AWS_PROFILE with role_arn, AWS_ROLE_ARN, instance roles)",
     )?;
     top.no_effect(&["userDefinedCredentialsProvider.location"], "no Java credential providers", warnings);
-    if top.boolean("cloudwatch.emitMetrics", false)? {
-        warnings.push(format!(
-            "{}: cloudwatch.emitMetrics: kpl agent does not upload metrics to CloudWatch yet; counters are logged",
-            top.context
-        ));
-    }
     top.no_effect(
-        &[
-            "cloudwatch.endpoint",
-            "cloudwatch.namespace",
-            "cloudwatch.metricsBufferTimeMillis",
-            "cloudwatch.metricsQueueSize",
-            "cloudwatch.tagInstance",
-            "log.emitMetrics",
-            "log.emitInternalMetrics",
-        ],
-        "no CloudWatch upload yet; progress is logged",
+        &["cloudwatch.metricsQueueSize", "cloudwatch.tagInstance", "log.emitMetrics", "log.emitInternalMetrics"],
+        "metrics are uploaded as one batch per cloudwatch.metricsBufferTimeMillis and logged in the progress lines",
         warnings,
     );
     top.no_effect(
@@ -276,7 +297,7 @@ fn top_level(
         "sending is the producer's: set MaxConnections, RequestTimeout... in `producer`",
         warnings,
     );
-    top.no_effect(&["firehose.endpoint", "sts.endpoint"], "no Firehose flows or STS roles yet", warnings);
+    top.no_effect(&["firehose.endpoint"], "no Firehose flows yet", warnings);
     top.no_effect(
         &["log.level", "log.file", "log.maxBackupIndex", "log.maxFileSize"],
         "removed from the Kinesis Agent in 2018; set RUST_LOG",
@@ -294,8 +315,31 @@ fn top_level(
             });
         }
     };
+    let assume_role = match (top.string("assumeRoleARN")?, top.string("assumeRoleExternalId")?) {
+        (Some(arn), external_id) => Some(AssumeRole { arn, external_id }),
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(ConfigError::Missing {
+                context: top.context.clone(),
+                key: "assumeRoleARN (assumeRoleExternalId is set)".into(),
+            });
+        }
+    };
     Ok(AgentConfig {
         flows,
+        assume_role,
+        sts_endpoint: top.string("sts.endpoint")?,
+        cloudwatch: CloudWatchConfig {
+            emit_metrics: top.boolean("cloudwatch.emitMetrics", true)?,
+            endpoint: top.string("cloudwatch.endpoint")?,
+            namespace: namespace(top)?,
+            upload_interval: Duration::from_millis(top.number(
+                "cloudwatch.metricsBufferTimeMillis",
+                30_000,
+                100,
+                3_600_000,
+            )?),
+        },
         checkpoint_file: top.string("checkpointFile")?.map(PathBuf::from),
         checkpoint_ttl: Duration::from_secs(86_400 * top.number("checkpointTimeToLiveDays", 7, 1, 3650)?),
         kinesis_endpoint: top.string("kinesis.endpoint")?,
@@ -317,6 +361,20 @@ fn top_level(
         )?),
         producer: producer(top, warnings)?,
     })
+}
+
+/// `cloudwatch.namespace`, checked as CloudWatch wants it.
+fn namespace(top: &mut Fields) -> Result<String, ConfigError> {
+    let namespace = top.string("cloudwatch.namespace")?.unwrap_or_else(|| NAMESPACE.into());
+    match kpl_tokio::MetricsConfig::default().namespace(namespace.clone()) {
+        Ok(_) => Ok(namespace),
+        Err(error) => Err(ConfigError::Invalid {
+            context: top.context.clone(),
+            key: "cloudwatch.namespace".into(),
+            value: format!("{namespace:?}"),
+            expected: error.to_string(),
+        }),
+    }
 }
 
 /// The `producer` object as KPL properties, with `RecordTtl` defaulting to never.

@@ -69,7 +69,7 @@ fn keys_without_effect_are_named_and_unsupported_ones_refused() {
     for text in [
         r#"{"flows": [{"filePattern": "/a", "deliveryStream": "s"}]}"#,
         r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": "USINGPLUGGIN"}]}]}"#,
-        r#"{"assumeRoleARN": "arn:aws:iam::1:role/x", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#,
+        r#"{"userDefinedCredentialsProvider.classname": "x.Y", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#,
     ] {
         assert!(
             matches!(parse("agent.json", text, &[], false), Err(ConfigError::Unsupported { .. })),
@@ -129,4 +129,31 @@ fn the_producer_object_holds_kpl_settings() {
     assert_eq!(producer.aggregation(), kpl_tokio::AggregationPolicy::Off);
     assert_eq!(producer.record_ttl(), Duration::from_secs(60));
     assert_eq!(producer.rate_limit(), 90);
+}
+
+#[test]
+fn cloudwatch_and_role_keys_are_read_with_the_agents_defaults() {
+    let defaults = parse_ok(r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#).config;
+    assert!(defaults.cloudwatch.emit_metrics, "the agent emits metrics by default");
+    assert_eq!(defaults.cloudwatch.namespace, "AWSKinesisAgent");
+    assert_eq!(defaults.cloudwatch.upload_interval, Duration::from_secs(30));
+    assert_eq!((defaults.assume_role, defaults.sts_endpoint), (None, None));
+    let loaded = parse_ok(
+        r#"{"cloudwatch.emitMetrics": "no", "cloudwatch.endpoint": "http://127.0.0.1:1",
+        "cloudwatch.metricsBufferTimeMillis": 500, "cloudwatch.tagInstance": true,
+        "assumeRoleARN": "arn:aws:iam::1:role/x", "assumeRoleExternalId": "ext", "sts.endpoint": "sts.local",
+        "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#,
+    );
+    let config = loaded.config;
+    assert!(!config.cloudwatch.emit_metrics);
+    assert_eq!(config.cloudwatch.endpoint.as_deref(), Some("http://127.0.0.1:1"));
+    assert_eq!(config.cloudwatch.upload_interval, Duration::from_millis(500));
+    assert_eq!(
+        config.assume_role,
+        Some(AssumeRole { arn: "arn:aws:iam::1:role/x".into(), external_id: Some("ext".into()) })
+    );
+    assert_eq!(config.sts_endpoint.as_deref(), Some("sts.local"));
+    assert_eq!(loaded.warnings.len(), 1, "tagInstance has no effect: {:?}", loaded.warnings);
+    let orphan = r#"{"assumeRoleExternalId": "ext", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#;
+    assert!(matches!(parse("agent.json", orphan, &[], false), Err(ConfigError::Missing { .. })));
 }

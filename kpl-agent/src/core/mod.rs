@@ -6,11 +6,13 @@
 //! - [`framing`]: bytes into records with their byte ranges;
 //! - [`progress`]: checkpoint arithmetic tied to delivery;
 //! - [`tailer`]: one flow's discovery diffing, rotation decisions and per-file state;
+//! - [`metrics`]: the agent's CloudWatch metrics (names, dimension, deltas) from counters and gauges;
 //! - [`process`]: the processing step between framing and delivery, the chain of
 //!   [`processors`] (the agent's `dataProcessingOptions`).
 
 pub mod framing;
 pub mod identity;
+pub mod metrics;
 pub mod notice;
 pub mod process;
 pub mod processors;
@@ -26,6 +28,6 @@ pub use progress::{NotContiguous, Progress};
 mod testing;
 
 pub use tailer::{
-    Action, FileKey, HandleCheck, InitialPosition, Observation, SavedCheckpoint, TailRecord, Tailer,
-    TailerConfig, TailerStats,
+    Action, FileKey, FileStatus, HandleCheck, InitialPosition, Observation, SavedCheckpoint, TailRecord,
+    Tailer, TailerConfig, TailerStats,
 };

@@ -189,6 +189,27 @@ pub struct TailerStats {
     pub anomalies: u64,
 }
 
+/// One tracked file as `kpl agent status` and the metrics see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStatus {
+    /// The key the shell knows it by.
+    pub key: FileKey,
+    /// Its path when last seen.
+    pub path: PathBuf,
+    /// Its (device, inode).
+    pub id: FileId,
+    /// Where the next read starts: every byte below was read.
+    pub read_offset: u64,
+    /// The checkpoint: every byte below was confirmed written (or skipped by design).
+    pub checkpoint: u64,
+    /// The checkpoint last committed to the store, if any.
+    pub saved_checkpoint: Option<u64>,
+    /// Records issued and not yet confirmed (in the producer, or waiting for a retry).
+    pub in_flight_records: usize,
+    /// Whether it is open for reading (else it waits for its last records, or is detached).
+    pub open: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Matched by the pattern.
@@ -485,6 +506,20 @@ impl Tailer {
     /// The notices since the last call (warnings and information to log, with the decision taken).
     pub fn take_notices(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.notices)
+    }
+
+    /// Every tracked file, in key order.
+    pub fn files(&self) -> impl Iterator<Item = FileStatus> + '_ {
+        self.files.iter().map(|(key, file)| FileStatus {
+            key: *key,
+            path: file.path.clone(),
+            id: file.id,
+            read_offset: file.framer.consumed(),
+            checkpoint: file.progress.low_water(),
+            saved_checkpoint: file.saved_offset,
+            in_flight_records: file.progress.outstanding(),
+            open: matches!(file.state, State::Live | State::Gone { .. } | State::Closing),
+        })
     }
 
     /// The counters.

@@ -13,8 +13,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::discovery::{self, Wakeups};
 use super::flow::{FlowRuntime, Room};
+use super::metrics::MetricsPublisher;
 use super::store::{CheckpointStore, StoreError};
 use crate::config::AgentConfig;
+use crate::core::metrics::FlowMetrics;
 use crate::core::{FileId, FileKey, Processed, TailRecord};
 
 /// What the budget counts per record in flight besides its bytes: our delivery state and the producer's
@@ -90,6 +92,7 @@ struct Agent {
     completions: FuturesUnordered<BoxFuture<'static, Completion>>,
     retries: VecDeque<(Instant, Delivery)>,
     summary: RunSummary,
+    metrics: MetricsPublisher,
 }
 
 /// Runs the agent until `stop` receives a message (graceful: deliver what was read within
@@ -101,7 +104,7 @@ pub async fn run<B: Backend>(
     store: CheckpointStore,
     stop: mpsc::Receiver<()>,
 ) -> Result<RunSummary, AgentError> {
-    run_with_progress(config, backend, store, stop, watch::channel(RunSummary::default()).0).await
+    run_with(config, backend, store, RunControls::new(stop)).await
 }
 
 /// [`run`], publishing the counters to `progress` as they change (for tests, benchmarks, status).
@@ -109,9 +112,40 @@ pub async fn run_with_progress<B: Backend>(
     config: AgentConfig,
     backend: B,
     store: CheckpointStore,
-    mut stop: mpsc::Receiver<()>,
+    stop: mpsc::Receiver<()>,
     progress: watch::Sender<RunSummary>,
 ) -> Result<RunSummary, AgentError> {
+    run_with(config, backend, store, RunControls { progress, ..RunControls::new(stop) }).await
+}
+
+/// What drives and observes a run besides its configuration.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RunControls {
+    /// One message: stop gracefully; a second one: stop at once.
+    pub stop: mpsc::Receiver<()>,
+    /// The counters, published as they change.
+    pub progress: watch::Sender<RunSummary>,
+    /// Uploads the agent's metrics (see [`crate::core::metrics`]) every
+    /// `cloudwatch.metricsBufferTimeMillis`, when given (see [`cloudwatch_uploader`](super::cloudwatch_uploader)).
+    pub cloudwatch: Option<kpl_tokio::CloudWatchUploader>,
+}
+
+impl RunControls {
+    /// Controls with `stop` only: no metrics upload, nobody watching the counters.
+    pub fn new(stop: mpsc::Receiver<()>) -> RunControls {
+        RunControls { stop, progress: watch::channel(RunSummary::default()).0, cloudwatch: None }
+    }
+}
+
+/// [`run`] with every control.
+pub async fn run_with<B: Backend>(
+    config: AgentConfig,
+    backend: B,
+    store: CheckpointStore,
+    controls: RunControls,
+) -> Result<RunSummary, AgentError> {
+    let RunControls { mut stop, progress, cloudwatch } = controls;
     let saved = store.load(config.checkpoint_ttl, SystemTime::now())?;
     tracing::info!(checkpoints = saved.len(), store = %store.path().display(), "starting");
     let producer = KinesisProducer::builder(config.producer.clone(), backend).spawn()?;
@@ -125,6 +159,7 @@ pub async fn run_with_progress<B: Backend>(
         completions: FuturesUnordered::new(),
         retries: VecDeque::new(),
         summary: RunSummary::default(),
+        metrics: MetricsPublisher::new(cloudwatch),
     };
     let wakeups = Arc::new(Wakeups::default());
     let patterns: Vec<&str> = agent.config.flows.iter().map(|flow| flow.file_pattern.as_str()).collect();
@@ -133,6 +168,7 @@ pub async fn run_with_progress<B: Backend>(
     let (mut scan_due, mut first, mut woken) = (true, true, true);
     let mut next_save = Instant::now() + agent.config.checkpoint_interval;
     let mut next_progress = Instant::now() + agent.config.status_reporting_period;
+    let mut next_upload = Instant::now() + agent.config.cloudwatch.upload_interval;
     let (mut next_round, mut next_tick) = (Instant::now(), Instant::now());
     loop {
         let now = Instant::now();
@@ -150,10 +186,16 @@ pub async fn run_with_progress<B: Backend>(
         progress.send_if_modified(|published| std::mem::replace(published, agent.summary) != agent.summary);
         if now >= next_progress {
             let oldest = agent.producer.oldest_record_age().await;
-            agent.log_progress(oldest);
+            agent.log_progress(oldest, now);
             next_progress = now + agent.config.status_reporting_period;
         }
-        let wake_at = if woken { next_round } else { next_tick.min(next_save) };
+        if now >= next_upload {
+            let figures = agent.flow_metrics(now);
+            agent.metrics.publish(&figures);
+            agent.metrics.upload(&figures);
+            next_upload = now + agent.config.cloudwatch.upload_interval;
+        }
+        let wake_at = if woken { next_round } else { next_tick.min(next_save).min(next_upload) };
         tokio::select! {
             biased;
             _ = stop.recv() => break,
@@ -272,6 +314,7 @@ impl Agent {
             flow.tailer.on_delivered(record.key, record.start);
             return;
         };
+        flow.unacked.insert((record.key, record.start), Instant::now());
         let key = flow.keys.key(&data);
         let user = UserRecord::new(flow.stream.clone(), key, data);
         self.put(Delivery { flow: index, key: record.key, start: record.start, record: user, attempt: 0 })
@@ -291,16 +334,21 @@ impl Agent {
                     flow.tailer.path(delivery.key).map(|p| p.display().to_string()).unwrap_or_default();
                 tracing::error!(path, offset = delivery.start, %error, "the producer refused a record; skipped");
                 self.summary.records_refused += 1;
+                flow.refused += 1;
+                flow.unacked.remove(&(delivery.key, delivery.start));
                 flow.tailer.on_delivered(delivery.key, delivery.start);
             }
         }
     }
 
     fn completed(&mut self, (delivery, result): Completion) {
+        self.flows[delivery.flow].count_attempts(&delivery.record, &result);
         match result {
             Ok(_) => {
                 self.summary.records_delivered += 1;
-                self.flows[delivery.flow].tailer.on_delivered(delivery.key, delivery.start);
+                let flow = &mut self.flows[delivery.flow];
+                flow.unacked.remove(&(delivery.key, delivery.start));
+                flow.tailer.on_delivered(delivery.key, delivery.start);
             }
             // Maybe written, maybe not: it stays above the checkpoint, so it is sent again after a restart.
             Err(DeliveryError::ShutdownTimedOut | DeliveryError::DriverStopped) => {}
@@ -347,8 +395,14 @@ impl Agent {
         }
     }
 
-    /// Logs the counters; `oldest` is the age of the oldest record in the producer.
-    fn log_progress(&self, oldest: Option<Duration>) {
+    /// Every flow's figures at `now`.
+    fn flow_metrics(&self, now: Instant) -> Vec<FlowMetrics> {
+        self.flows.iter().map(|flow| flow.metrics(now)).collect()
+    }
+
+    /// Logs the counters and every flow's figures (the ones uploaded to CloudWatch, as totals; the facade
+    /// is set to them too); `oldest` is the age of the oldest record in the producer.
+    fn log_progress(&self, oldest: Option<Duration>, now: Instant) {
         // Whatever the cause (a stream missing, no permission to list its shards, throttling), records
         // that wait long are said out loud: the flow stalls and drops nothing.
         if let Some(age) = oldest.filter(|age| *age >= STALL_WARNING) {
@@ -366,18 +420,32 @@ impl Agent {
             budget_left = self.room(),
             "progress"
         );
-        for flow in &self.flows {
+        let figures = self.flow_metrics(now);
+        self.metrics.publish(&figures);
+        for (flow, figures) in self.flows.iter().zip(&figures) {
             let stats = flow.tailer.stats();
             let processing = flow.config.processor.stats();
+            let age_ms = figures.oldest_unacked_age.map_or(0, |age| age.as_millis() as u64);
             tracing::info!(
-                flow = %flow.config.id(),
+                flow = %figures.flow,
                 files = flow.open_files(),
                 records = stats.records,
+                record_send_attempts = figures.send.record_send_attempts,
+                records_sent = figures.send.records_sent,
+                record_send_errors = figures.send.record_send_errors,
+                bytes_sent = figures.send.bytes_sent,
+                service_errors = figures.send.service_errors,
+                bytes_behind = figures.bytes_behind,
+                files_behind = figures.files_behind,
+                checkpoint_lag_bytes = figures.checkpoint_lag_bytes,
+                oldest_unacked_age_ms = age_ms,
                 unconfirmed_bytes = flow.tailer.unconfirmed_bytes(),
                 truncated = stats.truncated,
-                anomalies = stats.anomalies,
+                rotation_anomalies = figures.rotation_anomalies,
+                dropped_unconverted = figures.dropped.unconverted,
+                dropped_oversize = figures.dropped.oversize,
+                dropped_refused = figures.dropped.refused,
                 key_fallbacks = flow.keys.fallbacks,
-                unconverted_dropped = processing.dropped,
                 unconverted_sent_raw = processing.sent_raw,
                 dead_lettered = processing.dead_lettered,
                 "progress"

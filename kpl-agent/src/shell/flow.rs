@@ -13,6 +13,7 @@ use super::discovery::{self, read_head};
 use super::keys::KeyChooser;
 use super::processing::ProcessingRuntime;
 use crate::config::FlowConfig;
+use crate::core::metrics::SendCounters;
 use crate::core::{Action, FileId, FileKey, HandleCheck, SavedCheckpoint, TailRecord, Tailer};
 
 /// Most bytes read from one file in one round, so that one busy file does not starve the others.
@@ -44,6 +45,12 @@ pub(crate) struct FlowRuntime {
     pub(crate) failures_unlogged: u64,
     /// The processing step's run-time state (dead-letter file, warnings).
     pub(super) processing: ProcessingRuntime,
+    /// Delivery counters (the agent's metrics).
+    pub(crate) send: SendCounters,
+    /// Records the producer refused as invalid.
+    pub(crate) refused: u64,
+    /// Records handed to the producer and not confirmed yet (file, start) → when they were read.
+    pub(crate) unacked: HashMap<(FileKey, u64), Instant>,
 }
 
 /// Opens `path` and checks it is still `id`.
@@ -72,6 +79,9 @@ impl FlowRuntime {
             last_failure_log: None,
             failures_unlogged: 0,
             processing: ProcessingRuntime::default(),
+            send: SendCounters::default(),
+            refused: 0,
+            unacked: HashMap::new(),
         }
     }
 

@@ -7,9 +7,10 @@ mod discovery;
 mod flow;
 mod imds;
 mod keys;
+mod metrics;
 mod processing;
 mod store;
 
-pub use agent::{AgentError, RECORD_OVERHEAD, RunSummary, run, run_with_progress};
-pub use aws::{SetupError, aws_backend, stop_on_signals};
+pub use agent::{AgentError, RECORD_OVERHEAD, RunControls, RunSummary, run, run_with, run_with_progress};
+pub use aws::{SetupError, aws_backend, cloudwatch_uploader, sdk_config, stop_on_signals};
 pub use store::{CheckpointStore, StoreError, default_checkpoint_file};
