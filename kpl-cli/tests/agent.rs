@@ -101,6 +101,7 @@ async fn lines_survive_rotations_and_a_kill_9() {
           "kinesis.region": "us-east-1",
           "awsAccessKeyId": "AKIDTEST",
           "awsSecretAccessKey": "secret",
+          "cloudwatch.emitMetrics": false,
           "checkpointFile": "{state}/checkpoints.redb",
           "shutdownTimeoutMillis": 10000,
           "memoryBudgetBytes": 4194304,

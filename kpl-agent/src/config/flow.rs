@@ -6,7 +6,7 @@ use std::time::Duration;
 use regex::bytes::Regex;
 use serde_json::Value;
 
-use super::{ConfigError, Fields, processing};
+use super::{ConfigError, Fields, Setting, processing};
 use crate::core::{FramingConfig, InitialPosition, OversizePolicy, Processor, TailerConfig};
 
 /// The longest partition key (Kinesis: 256 characters): framing keeps records this much under the
@@ -70,6 +70,9 @@ pub struct FlowConfig {
     /// record only once the file is synced to disk. If it cannot be written, the record is sent raw and
     /// the error logged.
     pub dead_letter_file: Option<PathBuf>,
+    /// Every key of the flow read, with its effective value and where it came from (`kpl agent check`;
+    /// a reload compares flows by it).
+    pub effective: Vec<Setting>,
 }
 
 impl FlowConfig {
@@ -89,6 +92,46 @@ impl FlowConfig {
             copy_hold: self.copy_hold,
         }
     }
+}
+
+/// How the flows of a configuration differ from those of another (a reload), by flow id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowDiff {
+    /// Ids only in the new configuration.
+    pub added: Vec<String>,
+    /// Ids only in the old one.
+    pub removed: Vec<String>,
+    /// Ids in both, with a different effective setting (a key's value, a processing option).
+    pub changed: Vec<String>,
+    /// Ids in both, with the same effective settings.
+    pub unchanged: Vec<String>,
+}
+
+/// A flow's effective settings without their place (index in `flows`, file): what makes it behave.
+fn behaviour(flow: &FlowConfig) -> Vec<(&str, &str, &str)> {
+    flow.effective
+        .iter()
+        .map(|setting| {
+            let within = setting.scope.split_once(' ').map_or("", |(_, rest)| rest);
+            (within, setting.key.as_str(), setting.value.as_str())
+        })
+        .collect()
+}
+
+/// How `new` differs from `old`, flow by flow (ids in each list in `new`'s order, removed ones in
+/// `old`'s).
+pub fn diff_flows(old: &[FlowConfig], new: &[FlowConfig]) -> FlowDiff {
+    let mut diff = FlowDiff::default();
+    for flow in new {
+        match old.iter().find(|before| before.id() == flow.id()) {
+            None => diff.added.push(flow.id()),
+            Some(before) if behaviour(before) != behaviour(flow) => diff.changed.push(flow.id()),
+            Some(_) => diff.unchanged.push(flow.id()),
+        }
+    }
+    diff.removed =
+        old.iter().map(FlowConfig::id).filter(|id| !new.iter().any(|flow| flow.id() == *id)).collect();
+    diff
 }
 
 /// The flows under `flows` of `fields`.
@@ -111,9 +154,10 @@ pub(super) fn flows(
     };
     let mut flows = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
-        let mut fields = Fields::new(item, format!("{} flows[{index}]", fields.context))?;
-        flows.push(flow(&mut fields, warnings)?);
-        fields.finish(strict, warnings)?;
+        let mut fields = Fields::new(item, &fields.file, format!("flows[{index}]"))?;
+        let mut flow = flow(&mut fields, warnings)?;
+        flow.effective = fields.finish(strict, warnings)?;
+        flows.push(flow);
     }
     Ok(flows)
 }
@@ -141,7 +185,7 @@ fn flow(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<FlowConfig, C
         "a Firehose setting; Streams flows use KPL aggregation",
     )?;
     fields.unsupported(&["fileFooterPattern"], "not supported yet")?;
-    let converters = processing::converters(fields.take("dataProcessingOptions"), &fields.context, warnings)?;
+    let converters = processing::converters(fields, warnings)?;
     let dead_letter_file = fields.string("deadLetterFile")?.map(PathBuf::from);
     let file_pattern = fields.required("filePattern")?;
     let kinesis_stream = fields.required("kinesisStream")?;
@@ -191,6 +235,7 @@ fn flow(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<FlowConfig, C
     );
     let max_record_size = fields.number("maxRecordSizeBytes", (1 << 20) - 256, 64, (10 << 20) - 256)?;
     let terminator = fields.string("truncatedRecordTerminator")?.unwrap_or_else(|| "\n".into());
+    fields.show_default("truncatedRecordTerminator", "\"\\n\"");
     if terminator.len() as u64 >= max_record_size {
         return Err(ConfigError::Invalid {
             context: fields.context.clone(),
@@ -239,5 +284,6 @@ fn flow(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<FlowConfig, C
         copy_hold: millis(fields, "copyTruncateHoldMillis", 5000, 0, 3_600_000)?,
         processor,
         dead_letter_file,
+        effective: Vec::new(),
     })
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::core::metrics::NAMESPACE;
 use fields::Fields;
-pub use flow::{FlowConfig, MAX_PARTITION_KEY_LEN, PartitionKeyOption};
+pub use flow::{FlowConfig, FlowDiff, MAX_PARTITION_KEY_LEN, PartitionKeyOption, diff_flows};
 
 /// A configuration that cannot be used; each names the file, the place and the key.
 #[derive(Debug, thiserror::Error)]
@@ -133,12 +133,51 @@ pub struct AgentConfig {
     pub memory_budget_bytes: u64,
     /// Ours, `checkpointIntervalMillis` (default 1000, 10..=60000): how often checkpoints are committed.
     pub checkpoint_interval: Duration,
+    /// Every top-level key read, with its effective value and where it came from (flows' keys are in
+    /// [`FlowConfig::effective`]).
+    pub effective: Vec<Setting>,
     /// Ours, `producer`: the KPL's settings as an object of `.properties` keys
     /// (`{"AggregationEnabled": true, "RateLimit": 100}`). Unlike the KPL, `RecordTtl` defaults to
     /// "never" (the agent retries until written, the file being the buffer) and `ShardMapWait` to `Hold`
     /// (records wait for the shard map to be aggregated: a backlog read at startup would otherwise go out
     /// unaggregated; a stream whose shards cannot be listed then stalls, with a warning).
     pub producer: ProducerConfig,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Not given: the default.
+    Default,
+    /// Given in this file (`agent.json`, or a file of `agent.d/`).
+    File(String),
+    /// Given on the command line (it overrides the file).
+    CommandLine,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(file) => f.write_str(file),
+            Origin::CommandLine => f.write_str("command line"),
+        }
+    }
+}
+
+/// One key of the effective configuration, as `kpl agent check` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// Where in its file: empty for the top level, `flows[1]`, `flows[1] dataProcessingOptions[0]`.
+    pub scope: String,
+    /// The key, as in `agent.json` (`producer.RateLimit` for the KPL settings).
+    pub key: String,
+    /// The effective value: JSON-like (strings quoted), `(unset)` for an optional key not given.
+    pub value: String,
+    /// Where it came from.
+    pub origin: Origin,
+    /// What else to know: no effect (and why), unknown, read case-insensitively.
+    pub note: Option<String>,
 }
 
 /// A role to assume (`assumeRoleARN`, `assumeRoleExternalId`).
@@ -217,10 +256,11 @@ pub fn parse(
     strict: bool,
 ) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
-    let mut top = Fields::new(json(name, text)?, name.into())?;
+    let mut agent_d_settings = Vec::new();
+    let mut top = Fields::new(json(name, text)?, name, String::new())?;
     let mut flows = flow::flows(&mut top, &mut warnings, strict)?;
     for (file, text) in agent_d {
-        let parsed = json(file, text).and_then(|value| Fields::new(value, file.clone()));
+        let parsed = json(file, text).and_then(|value| Fields::new(value, file, String::new()));
         let mut extra = match parsed {
             Ok(extra) => extra,
             Err(error) if !strict => {
@@ -230,7 +270,8 @@ pub fn parse(
             Err(error) => return Err(error),
         };
         flows.extend(flow::flows(&mut extra, &mut warnings, strict)?);
-        extra.no_effect_all("only flows are read from agent.d files", &mut warnings);
+        let ignored = extra.no_effect_all("only flows are read from agent.d files", &mut warnings);
+        agent_d_settings.extend(ignored);
     }
     if flows.is_empty() {
         return Err(ConfigError::NoFlows);
@@ -240,8 +281,9 @@ pub fn parse(
     if let Some(pair) = ids.windows(2).find(|pair| pair[0] == pair[1]) {
         return Err(ConfigError::DuplicateFlow(pair[0].clone()));
     }
-    let config = top_level(&mut top, flows, &mut warnings)?;
-    top.finish(strict, &mut warnings)?;
+    let mut config = top_level(&mut top, flows, &mut warnings)?;
+    config.effective = top.finish(strict, &mut warnings)?;
+    config.effective.extend(agent_d_settings);
     let limit = config.producer.max_record_size();
     for flow in &config.flows {
         let needed = flow.framing.max_record_size as u64 + flow::MAX_PARTITION_KEY_LEN as u64;
@@ -360,12 +402,14 @@ fn top_level(
             60_000,
         )?),
         producer: producer(top, warnings)?,
+        effective: Vec::new(),
     })
 }
 
 /// `cloudwatch.namespace`, checked as CloudWatch wants it.
 fn namespace(top: &mut Fields) -> Result<String, ConfigError> {
     let namespace = top.string("cloudwatch.namespace")?.unwrap_or_else(|| NAMESPACE.into());
+    top.show_default("cloudwatch.namespace", &format!("{namespace:?}"));
     match kpl_tokio::MetricsConfig::default().namespace(namespace.clone()) {
         Ok(_) => Ok(namespace),
         Err(error) => Err(ConfigError::Invalid {
@@ -394,10 +438,12 @@ fn producer(top: &mut Fields, warnings: &mut Vec<String>) -> Result<ProducerConf
     let mut properties = String::new();
     if !object.contains_key("RecordTtl") {
         properties.push_str(&format!("RecordTtl = {RECORD_TTL_NEVER}\n"));
+        top.record("producer.RecordTtl", format!("{RECORD_TTL_NEVER} (never)"), false);
     }
     // A backlog read at startup would otherwise go out unaggregated before the first ListShards answer.
     if !object.contains_key("ShardMapWait") {
         properties.push_str("ShardMapWait = Hold\n");
+        top.record("producer.ShardMapWait", "Hold", false);
     }
     for (key, value) in &object {
         let value = match value {
@@ -405,7 +451,9 @@ fn producer(top: &mut Fields, warnings: &mut Vec<String>) -> Result<ProducerConf
             other => other.to_string(),
         };
         properties.push_str(&format!("{key} = {value}\n"));
+        top.record(&format!("producer.{key}"), value, true);
     }
+    top.record("producer.*", "the KPL's defaults", false);
     let loaded = ProducerConfig::from_properties(&properties)?;
     warnings.extend(loaded.warnings.iter().map(|warning| format!("producer: {warning}")));
     if !loaded.other_settings.is_empty() {

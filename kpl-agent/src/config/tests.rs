@@ -157,3 +157,74 @@ fn cloudwatch_and_role_keys_are_read_with_the_agents_defaults() {
     let orphan = r#"{"assumeRoleExternalId": "ext", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#;
     assert!(matches!(parse("agent.json", orphan, &[], false), Err(ConfigError::Missing { .. })));
 }
+
+fn setting<'a>(settings: &'a [Setting], scope: &str, key: &str) -> &'a Setting {
+    let found = settings.iter().find(|s| s.scope == scope && s.key == key);
+    found.unwrap_or_else(|| panic!("no {scope} {key} in {settings:#?}"))
+}
+
+#[test]
+fn every_key_read_is_reported_with_its_value_and_origin() {
+    let extra = vec![(
+        "agent.d/b.json".to_string(),
+        r#"{"flows": [{"filePattern": "/b", "kinesisStream": "s2",
+            "dataProcessingOptions": [{"optionName": "CSVTOJSON", "customFieldNames": ["a", "b"]}]}],
+            "x": 1}"#
+            .into(),
+    )];
+    let config = parse("agent.json", SAMPLE, &extra, false).unwrap().config;
+    let top = &config.effective;
+    let ttl = setting(top, "", "checkpointTimeToLiveDays");
+    assert_eq!((ttl.value.as_str(), &ttl.origin), ("7", &Origin::Default));
+    let endpoint = setting(top, "", "kinesis.endpoint");
+    assert_eq!(endpoint.value, "\"http://127.0.0.1:4567\"");
+    assert_eq!(endpoint.origin, Origin::File("agent.json".into()));
+    assert_eq!(setting(top, "", "cloudwatch.emitMetrics").value, "false");
+    assert_eq!(setting(top, "", "producer.ShardMapWait").origin, Origin::Default);
+    let ignored = setting(top, "", "x");
+    assert_eq!(ignored.origin, Origin::File("agent.d/b.json".into()));
+    assert!(ignored.note.as_deref().unwrap().contains("no effect"), "{ignored:?}");
+
+    let flow = &config.flows[0].effective;
+    let position = setting(flow, "flows[0]", "initialPosition");
+    assert_eq!(
+        (position.value.as_str(), &position.origin),
+        ("START_OF_FILE", &Origin::File("agent.json".into()))
+    );
+    let age = setting(flow, "flows[0]", "maxBufferAgeMillis");
+    assert_eq!(age.value, "1000", "a string read as the number it holds");
+    let oversize = setting(flow, "flows[0]", "oversizeRecordPolicy");
+    assert_eq!((oversize.value.as_str(), &oversize.origin), ("TRUNCATE", &Origin::Default));
+    assert_eq!(setting(flow, "flows[0]", "dataProcessingOptions").value, "[]");
+
+    let other = &config.flows[1].effective;
+    let stream = setting(other, "flows[0]", "kinesisStream");
+    assert_eq!(stream.origin, Origin::File("agent.d/b.json".into()));
+    let option = setting(other, "flows[0] dataProcessingOptions[0]", "optionName");
+    assert_eq!(option.value, "\"CSVTOJSON\"");
+    assert_eq!(setting(other, "flows[0] dataProcessingOptions[0]", "delimiter").origin, Origin::Default);
+}
+
+#[test]
+fn flows_are_diffed_by_id_and_effective_settings() {
+    let flows = |text: &str| parse_ok(text).config.flows;
+    let old = flows(
+        r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s"}, {"filePattern": "/b", "kinesisStream": "s"},
+            {"filePattern": "/c", "kinesisStream": "s"}]}"#,
+    );
+    let new = flows(
+        r#"{"flows": [{"filePattern": "/b", "kinesisStream": "s"},
+            {"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": "ADDBRACKETS"}]},
+            {"filePattern": "/d", "kinesisStream": "s"}]}"#,
+    );
+    let diff = diff_flows(&old, &new);
+    assert_eq!(diff.added, ["kinesis:s:/d"]);
+    assert_eq!(diff.removed, ["kinesis:s:/c"]);
+    assert_eq!(diff.changed, ["kinesis:s:/a"]);
+    assert_eq!(diff.unchanged, ["kinesis:s:/b"], "moved in the list, not changed");
+    let same = diff_flows(&old, &old);
+    assert_eq!(
+        (same.added.len(), same.removed.len(), same.changed.len(), same.unchanged.len()),
+        (0, 0, 0, 3)
+    );
+}

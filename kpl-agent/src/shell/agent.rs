@@ -14,6 +14,9 @@ use tokio::sync::{mpsc, watch};
 use super::discovery::{self, Wakeups};
 use super::flow::{FlowRuntime, Room};
 use super::metrics::MetricsPublisher;
+#[path = "reload.rs"]
+mod reload;
+use super::status;
 use super::store::{CheckpointStore, StoreError};
 use crate::config::AgentConfig;
 use crate::core::metrics::FlowMetrics;
@@ -29,6 +32,8 @@ const POLL_SCAN_EVERY: Duration = Duration::from_secs(1);
 /// not heal by themselves: a missing stream, denied access), doubled per failure up to the maximum.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// How often a pending reload checks whether its retiring flows are done.
+const RELOAD_CHECK_EVERY: Duration = Duration::from_millis(50);
 /// Most records read and not yet confirmed. Measured with the benchmark (1,000 files, simulated Kinesis,
 /// debug build): 1,024 → 6,300 lines/s, 2,048 → 11,600, 4,096 → 27,000-30,000, 8,192 → 13,300, 10,000
 /// → 9,900, 40,000 → 2,100. Up to 4,096 throughput follows the records in flight (response latency plus
@@ -74,7 +79,8 @@ pub struct RunSummary {
 }
 
 struct Delivery {
-    flow: usize,
+    /// The flow's [`FlowRuntime::uid`] (flows come and go with reloads).
+    flow: u64,
     key: FileKey,
     start: u64,
     record: UserRecord,
@@ -93,6 +99,13 @@ struct Agent {
     retries: VecDeque<(Instant, Delivery)>,
     summary: RunSummary,
     metrics: MetricsPublisher,
+    /// The next [`FlowRuntime::uid`].
+    next_uid: u64,
+    /// A reload waiting for its retiring flows.
+    pending_reload: Option<reload::PendingReload>,
+    status_file: Option<std::path::PathBuf>,
+    /// Whether writing the status file failed last time (logged once per run of failures).
+    status_failed: bool,
 }
 
 /// Runs the agent until `stop` receives a message (graceful: deliver what was read within
@@ -129,12 +142,29 @@ pub struct RunControls {
     /// Uploads the agent's metrics (see [`crate::core::metrics`]) every
     /// `cloudwatch.metricsBufferTimeMillis`, when given (see [`cloudwatch_uploader`](super::cloudwatch_uploader)).
     pub cloudwatch: Option<kpl_tokio::CloudWatchUploader>,
+    /// Where to write the status `kpl agent status` reads (see [`status_file`](super::status_file)),
+    /// at every checkpoint commit and when stopping.
+    pub status_file: Option<std::path::PathBuf>,
+    /// New configurations to run (see [`reload_on_sighup`](super::reload_on_sighup)): flows are diffed
+    /// by id and effective settings; removed and changed flows stop reading, deliver what they read
+    /// (within `shutdownTimeoutMillis`) and save their checkpoints; then added and changed flows start,
+    /// their files resuming at their checkpoints (keyed by file identity). Unchanged flows run on
+    /// untouched. Of the top-level keys, `memoryBudgetBytes`, `checkpointIntervalMillis`,
+    /// `log.statusReportingPeriodSeconds`, `shutdownTimeoutMillis` and
+    /// `cloudwatch.metricsBufferTimeMillis` apply at once; the others need a restart (warned about).
+    pub reload: Option<mpsc::Receiver<AgentConfig>>,
 }
 
 impl RunControls {
     /// Controls with `stop` only: no metrics upload, nobody watching the counters.
     pub fn new(stop: mpsc::Receiver<()>) -> RunControls {
-        RunControls { stop, progress: watch::channel(RunSummary::default()).0, cloudwatch: None }
+        RunControls {
+            stop,
+            progress: watch::channel(RunSummary::default()).0,
+            cloudwatch: None,
+            status_file: None,
+            reload: None,
+        }
     }
 }
 
@@ -145,26 +175,30 @@ pub async fn run_with<B: Backend>(
     store: CheckpointStore,
     controls: RunControls,
 ) -> Result<RunSummary, AgentError> {
-    let RunControls { mut stop, progress, cloudwatch } = controls;
+    let RunControls { mut stop, progress, cloudwatch, status_file, mut reload } = controls;
     let saved = store.load(config.checkpoint_ttl, SystemTime::now())?;
     tracing::info!(checkpoints = saved.len(), store = %store.path().display(), "starting");
     let producer = KinesisProducer::builder(config.producer.clone(), backend).spawn()?;
     let now = Instant::now();
-    let flows = config.flows.iter().map(|flow| FlowRuntime::new(flow.clone(), saved.clone(), now)).collect();
+    let flows: Vec<FlowRuntime> = (config.flows.iter().zip(0..))
+        .map(|(flow, uid)| FlowRuntime::new(flow.clone(), saved.clone(), now, uid))
+        .collect();
     let mut agent = Agent {
         config,
         producer,
         store,
-        flows,
         completions: FuturesUnordered::new(),
         retries: VecDeque::new(),
         summary: RunSummary::default(),
         metrics: MetricsPublisher::new(cloudwatch),
+        status_file,
+        status_failed: false,
+        next_uid: flows.len() as u64,
+        flows,
+        pending_reload: None,
     };
     let wakeups = Arc::new(Wakeups::default());
-    let patterns: Vec<&str> = agent.config.flows.iter().map(|flow| flow.file_pattern.as_str()).collect();
-    let watcher = discovery::watch(&patterns, wakeups.clone());
-    let tick = agent.flows.iter().map(|f| f.config.min_time_between_file_polls).min().unwrap_or_default();
+    let (mut watcher, mut tick) = agent.watch(&wakeups);
     let (mut scan_due, mut first, mut woken) = (true, true, true);
     let mut next_save = Instant::now() + agent.config.checkpoint_interval;
     let mut next_progress = Instant::now() + agent.config.status_reporting_period;
@@ -189,13 +223,24 @@ pub async fn run_with<B: Backend>(
             agent.log_progress(oldest, now);
             next_progress = now + agent.config.status_reporting_period;
         }
+        if agent.finish_reload(now) {
+            (watcher, tick) = agent.watch(&wakeups);
+            (scan_due, woken) = (true, true);
+            next_save = next_save.min(now + agent.config.checkpoint_interval);
+            next_progress = next_progress.min(now + agent.config.status_reporting_period);
+            next_upload = next_upload.min(now + agent.config.cloudwatch.upload_interval);
+        }
         if now >= next_upload {
             let figures = agent.flow_metrics(now);
             agent.metrics.publish(&figures);
             agent.metrics.upload(&figures);
             next_upload = now + agent.config.cloudwatch.upload_interval;
         }
-        let wake_at = if woken { next_round } else { next_tick.min(next_save).min(next_upload) };
+        let mut wake_at = if woken { next_round } else { next_tick.min(next_save).min(next_upload) };
+        if agent.pending_reload.is_some() {
+            // Retiring flows are checked for completion on every completion and at least this often.
+            wake_at = wake_at.min(now + RELOAD_CHECK_EVERY);
+        }
         tokio::select! {
             biased;
             _ = stop.recv() => break,
@@ -204,6 +249,11 @@ pub async fn run_with<B: Backend>(
                 while let Some(Some(done)) = agent.completions.next().now_or_never() {
                     agent.completed(done);
                 }
+                woken = true;
+            }
+            // Before the wakeups: lines written after a reload are read by the new flows.
+            Some(config) = next_reload(&mut reload) => {
+                agent.reload(config, now);
                 woken = true;
             }
             _ = wakeups.scan.notified() => (scan_due, woken) = (true, true),
@@ -216,7 +266,24 @@ pub async fn run_with<B: Backend>(
     Ok(agent.summary)
 }
 
+/// The next configuration from `reload`, if there is a channel (else never).
+async fn next_reload(reload: &mut Option<mpsc::Receiver<AgentConfig>>) -> Option<AgentConfig> {
+    match reload {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Agent {
+    /// Watches the flows' patterns (`None`: polling only), and the round tick (the shortest
+    /// `minTimeBetweenFilePollsMillis`).
+    fn watch(&self, wakeups: &Arc<Wakeups>) -> (Option<notify::RecommendedWatcher>, Duration) {
+        let patterns: Vec<&str> = self.flows.iter().map(|flow| flow.config.file_pattern.as_str()).collect();
+        let watcher = discovery::watch(&patterns, wakeups.clone());
+        let tick = self.flows.iter().map(|f| f.config.min_time_between_file_polls).min().unwrap_or_default();
+        (watcher, tick)
+    }
+
     /// Bytes the budget has left.
     fn room(&self) -> u64 {
         let used: u64 = self
@@ -234,7 +301,8 @@ impl Agent {
         let mut records: Vec<(usize, TailRecord)> = Vec::new();
         let mut out = Vec::new();
         for index in 0..self.flows.len() {
-            if !(first || scan_due || now >= self.flows[index].next_scan) {
+            let flow = &self.flows[index];
+            if flow.retiring || !(first || flow.fresh || scan_due || now >= flow.next_scan) {
                 continue;
             }
             let claimed: HashSet<FileId> = (self.flows.iter().enumerate())
@@ -245,7 +313,8 @@ impl Agent {
             let every =
                 if watching { flow.config.max_time_between_file_tracker_refresh } else { POLL_SCAN_EVERY };
             flow.next_scan = now + every;
-            flow.needs_save |= flow.scan(now, first, &claimed, &mut out);
+            flow.needs_save |= flow.scan(now, first || flow.fresh, &claimed, &mut out);
+            flow.fresh = false;
             records.extend(out.drain(..).map(|record| (index, record)));
         }
         // A file is in the store before anything of it is sent (the tailer's contract).
@@ -262,6 +331,9 @@ impl Agent {
             room = Room { bytes: 0, records: 0 };
         }
         for (index, flow) in self.flows.iter_mut().enumerate() {
+            if flow.retiring {
+                continue;
+            }
             if !flow.needs_save {
                 flow.read_round(&mut room, now, &mut out);
             }
@@ -317,7 +389,8 @@ impl Agent {
         flow.unacked.insert((record.key, record.start), Instant::now());
         let key = flow.keys.key(&data);
         let user = UserRecord::new(flow.stream.clone(), key, data);
-        self.put(Delivery { flow: index, key: record.key, start: record.start, record: user, attempt: 0 })
+        let uid = flow.uid;
+        self.put(Delivery { flow: uid, key: record.key, start: record.start, record: user, attempt: 0 })
             .await;
     }
 
@@ -329,32 +402,32 @@ impl Agent {
             Err(error) => {
                 // Invalid as a record (framing keeps records within the size limit, so this is not
                 // expected): it can never be written, so it must not stall its file forever.
-                let flow = &mut self.flows[delivery.flow];
+                let Some(flow) = self.flow_mut(delivery.flow) else { return };
                 let path =
                     flow.tailer.path(delivery.key).map(|p| p.display().to_string()).unwrap_or_default();
                 tracing::error!(path, offset = delivery.start, %error, "the producer refused a record; skipped");
-                self.summary.records_refused += 1;
                 flow.refused += 1;
                 flow.unacked.remove(&(delivery.key, delivery.start));
                 flow.tailer.on_delivered(delivery.key, delivery.start);
+                self.summary.records_refused += 1;
             }
         }
     }
 
     fn completed(&mut self, (delivery, result): Completion) {
-        self.flows[delivery.flow].count_attempts(&delivery.record, &result);
+        // A flow removed by a reload: its file is read again from its checkpoint by the flow that
+        // takes it over.
+        let Some(flow) = self.flow_mut(delivery.flow) else { return };
+        flow.count_attempts(&delivery.record, &result);
         match result {
             Ok(_) => {
-                self.summary.records_delivered += 1;
-                let flow = &mut self.flows[delivery.flow];
                 flow.unacked.remove(&(delivery.key, delivery.start));
                 flow.tailer.on_delivered(delivery.key, delivery.start);
+                self.summary.records_delivered += 1;
             }
             // Maybe written, maybe not: it stays above the checkpoint, so it is sent again after a restart.
             Err(DeliveryError::ShutdownTimedOut | DeliveryError::DriverStopped) => {}
             Err(error) => {
-                self.summary.delivery_failures += 1;
-                let flow = &mut self.flows[delivery.flow];
                 flow.failures_unlogged += 1;
                 let now = Instant::now();
                 if flow.last_failure_log.is_none_or(|at| now.duration_since(at) >= FAILURE_LOG_EVERY) {
@@ -367,11 +440,17 @@ impl Agent {
                     flow.last_failure_log = Some(now);
                     flow.failures_unlogged = 0;
                 }
+                self.summary.delivery_failures += 1;
                 let pause = RETRY_FIRST.saturating_mul(1 << delivery.attempt.min(5)).min(RETRY_MAX);
                 let retry = Delivery { attempt: delivery.attempt + 1, ..delivery };
                 self.retries.push_back((Instant::now() + pause, retry));
             }
         }
+    }
+
+    /// The running flow `uid`, if it still runs.
+    fn flow_mut(&mut self, uid: u64) -> Option<&mut FlowRuntime> {
+        self.flows.iter_mut().find(|flow| flow.uid == uid)
     }
 
     /// Commits every changed checkpoint in one transaction.
@@ -392,6 +471,20 @@ impl Agent {
                 }
             }
             Err(error) => tracing::error!(%error, "checkpoints not saved; retrying at the next interval"),
+        }
+        self.write_status(true);
+    }
+
+    /// Writes the status file, if there is one (`running`: false when stopping).
+    fn write_status(&mut self, running: bool) {
+        let Some(path) = &self.status_file else { return };
+        match status::write(path, &self.flows, running) {
+            Ok(()) => self.status_failed = false,
+            Err(error) if !self.status_failed => {
+                tracing::warn!(path = %path.display(), %error, "cannot write the status file; kpl agent status cannot see this agent");
+                self.status_failed = true;
+            }
+            Err(_) => {}
         }
     }
 
@@ -482,6 +575,7 @@ impl Agent {
                 "stopped before every record was confirmed; they are sent again after the restart"
             );
         }
+        self.write_status(false);
         let _ = self.producer.shutdown(Duration::from_millis(100)).await;
         tracing::info!(delivered = self.summary.records_delivered, "stopped");
     }

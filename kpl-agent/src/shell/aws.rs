@@ -1,6 +1,7 @@
 //! The AWS clients from `agent.json`'s keys (Kinesis, CloudWatch, STS for an assumed role), and the
 //! signals.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_config::sts::AssumeRoleProvider;
@@ -105,6 +106,32 @@ pub fn stop_on_signals() -> Result<mpsc::Receiver<()>, SetupError> {
             }
             if sender.send(()).await.is_err() {
                 return;
+            }
+        }
+    });
+    Ok(receiver)
+}
+
+/// A channel receiving the configuration read again from `config` (and its `agent.d/`) at each
+/// SIGHUP, for [`RunControls::reload`](super::RunControls::reload). A configuration that does not load
+/// is logged and the running one kept.
+pub fn reload_on_sighup(config: PathBuf, strict: bool) -> Result<mpsc::Receiver<AgentConfig>, SetupError> {
+    let mut hangup = signal(SignalKind::hangup()).map_err(SetupError::Signals)?;
+    let (sender, receiver) = mpsc::channel(1);
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            match crate::config::load(&config, strict) {
+                Ok(loaded) => {
+                    for warning in &loaded.warnings {
+                        tracing::warn!("{warning}");
+                    }
+                    if sender.send(loaded.config).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "SIGHUP: the configuration does not load; the running one is kept")
+                }
             }
         }
     });

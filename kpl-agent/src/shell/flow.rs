@@ -51,6 +51,12 @@ pub(crate) struct FlowRuntime {
     pub(crate) refused: u64,
     /// Records handed to the producer and not confirmed yet (file, start) → when they were read.
     pub(crate) unacked: HashMap<(FileKey, u64), Instant>,
+    /// Unique in the run: deliveries name their flow by it (flows come and go with reloads).
+    pub(crate) uid: u64,
+    /// Not scanned yet: its first scan also looks at the directories of its leftover checkpoints.
+    pub(crate) fresh: bool,
+    /// Removed or changed by a reload: reads nothing more, and goes once its records complete.
+    pub(crate) retiring: bool,
 }
 
 /// Opens `path` and checks it is still `id`.
@@ -64,7 +70,12 @@ fn open_checked(path: &Path, id: FileId) -> Result<File, String> {
 }
 
 impl FlowRuntime {
-    pub(crate) fn new(config: FlowConfig, saved: Vec<SavedCheckpoint>, now: Instant) -> FlowRuntime {
+    pub(crate) fn new(
+        config: FlowConfig,
+        saved: Vec<SavedCheckpoint>,
+        now: Instant,
+        uid: u64,
+    ) -> FlowRuntime {
         let stream = StreamTarget::name(&config.kinesis_stream);
         let tailer = Tailer::new(config.tailer_config(), saved);
         let keys = KeyChooser::new(config.partition_key.clone());
@@ -82,6 +93,9 @@ impl FlowRuntime {
             send: SendCounters::default(),
             refused: 0,
             unacked: HashMap::new(),
+            uid,
+            fresh: true,
+            retiring: false,
         }
     }
 

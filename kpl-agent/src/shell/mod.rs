@@ -9,8 +9,10 @@ mod imds;
 mod keys;
 mod metrics;
 mod processing;
+mod status;
 mod store;
 
 pub use agent::{AgentError, RECORD_OVERHEAD, RunControls, RunSummary, run, run_with, run_with_progress};
-pub use aws::{SetupError, aws_backend, cloudwatch_uploader, sdk_config, stop_on_signals};
+pub use aws::{SetupError, aws_backend, cloudwatch_uploader, reload_on_sighup, sdk_config, stop_on_signals};
+pub use status::{AgentStatus, FileRow, StatusError, StatusSource, read_status, status_file};
 pub use store::{CheckpointStore, StoreError, default_checkpoint_file};
