@@ -576,6 +576,8 @@ impl Agent {
             );
         }
         self.write_status(false);
+        // The final figures, in the log (the counts since the last CloudWatch upload are not uploaded).
+        self.log_progress(None, Instant::now());
         let _ = self.producer.shutdown(Duration::from_millis(100)).await;
         tracing::info!(delivered = self.summary.records_delivered, "stopped");
     }
