@@ -78,8 +78,8 @@ impl FlowConfig {
         format!("kinesis:{}:{}", self.kinesis_stream, self.file_pattern)
     }
 
-    /// The tailer settings.
-    pub fn tailer_config(&self) -> TailerConfig {
+    /// The tailer settings, with this flow's share of `maxOpenFiles`.
+    pub fn tailer_config(&self, max_open_files: usize) -> TailerConfig {
         TailerConfig {
             flow: self.id(),
             framing: self.framing.clone(),
@@ -87,6 +87,7 @@ impl FlowConfig {
             rotate_wait: self.rotate_wait,
             close_inactive: self.close_inactive,
             copy_hold: self.copy_hold,
+            max_open_files,
         }
     }
 }

@@ -122,6 +122,12 @@ pub struct AgentConfig {
     /// written, plus [`RECORD_OVERHEAD`](crate::shell::RECORD_OVERHEAD) per record in flight, for all
     /// flows together (framing, producer, retries). When it is reached, reading pauses.
     pub memory_budget_bytes: u64,
+    /// Ours, `maxOpenFiles` (default 512, at least 1): the most files open at once, shared equally by
+    /// the flows (each gets at least one). A file beyond it waits for a descriptor and loses nothing;
+    /// files read to their end give theirs up first (see [`crate::core::tailer`], "Open files"). The
+    /// default stays well under the usual `ulimit -n` of 1,024, leaving room for connections; the
+    /// Kinesis Agent keeps one open file per flow.
+    pub max_open_files: usize,
     /// Ours, `checkpointIntervalMillis` (default 1000, 10..=60000): how often checkpoints are committed.
     pub checkpoint_interval: Duration,
     /// Ours, `producer`: the KPL's settings as an object of `.properties` keys
@@ -309,6 +315,7 @@ fn top_level(
             86_400,
         )?),
         memory_budget_bytes: top.number("memoryBudgetBytes", 64 << 20, 4 << 20, u64::MAX >> 1)?,
+        max_open_files: usize::try_from(top.number("maxOpenFiles", 512, 1, 1 << 24)?).unwrap_or(512),
         checkpoint_interval: Duration::from_millis(top.number(
             "checkpointIntervalMillis",
             1000,

@@ -92,6 +92,24 @@ pub enum Notice {
         /// Why.
         reason: String,
     },
+    /// Files with bytes to read wait for a descriptor: `maxOpenFiles` is reached and every open file is
+    /// being read. They are read as descriptors free up; nothing is skipped. Said when waiting begins.
+    OpenFilesLimit {
+        /// Files with bytes to read and no descriptor.
+        waiting: usize,
+        /// The flow's share of `maxOpenFiles`.
+        limit: usize,
+    },
+    /// A file read to its end was closed early to give its descriptor to a file with bytes to read. A
+    /// live file is reopened by the next scan that finds it grown; a rotated one (`rotated`) is looked
+    /// for by identity (device, inode and first bytes) in its directory and reopened if found grown.
+    ClosedEarly {
+        /// The file.
+        path: PathBuf,
+        /// Whether it had been rotated away (then bytes written to it after it is gone from its
+        /// directory cannot be read).
+        rotated: bool,
+    },
     /// A bug: framing produced a range that does not follow the previous one. The file's checkpoint stops.
     Internal {
         /// The file.
@@ -106,7 +124,11 @@ impl Notice {
     pub fn is_anomaly(&self) -> bool {
         !matches!(
             self,
-            Notice::Opened { .. } | Notice::Renamed { .. } | Notice::Gone { .. } | Notice::Back { .. }
+            Notice::Opened { .. }
+                | Notice::Renamed { .. }
+                | Notice::Gone { .. }
+                | Notice::Back { .. }
+                | Notice::ClosedEarly { rotated: false, .. }
         )
     }
 }
@@ -158,6 +180,20 @@ impl std::fmt::Display for Notice {
             Notice::LostHandle { path, reason } => write!(
                 f,
                 "{}: cannot reopen ({reason}); what it held past the read offset is not sent",
+                path.display()
+            ),
+            Notice::OpenFilesLimit { waiting, limit } => write!(
+                f,
+                "{waiting} files with bytes to read wait for a descriptor (maxOpenFiles: {limit} for this flow); they are read as descriptors free up, nothing is skipped"
+            ),
+            Notice::ClosedEarly { path, rotated: false } => write!(
+                f,
+                "{}: read to its end and closed to free a descriptor; reopened when it grows",
+                path.display()
+            ),
+            Notice::ClosedEarly { path, rotated: true } => write!(
+                f,
+                "{}: rotated, read to its end and closed before closeInactiveMillis to free a descriptor; looked for by identity in its directory and reopened if it grows there",
                 path.display()
             ),
             Notice::Internal { path, message } => {

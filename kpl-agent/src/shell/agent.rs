@@ -116,7 +116,10 @@ pub async fn run_with_progress<B: Backend>(
     tracing::info!(checkpoints = saved.len(), store = %store.path().display(), "starting");
     let producer = KinesisProducer::builder(config.producer.clone(), backend).spawn()?;
     let now = Instant::now();
-    let flows = config.flows.iter().map(|flow| FlowRuntime::new(flow.clone(), saved.clone(), now)).collect();
+    // Each flow gets an equal share of maxOpenFiles (at least one).
+    let share = (config.max_open_files / config.flows.len().max(1)).max(1);
+    let flows =
+        config.flows.iter().map(|flow| FlowRuntime::new(flow.clone(), saved.clone(), share, now)).collect();
     let mut agent = Agent {
         config,
         producer,

@@ -57,9 +57,15 @@ fn open_checked(path: &Path, id: FileId) -> Result<File, String> {
 }
 
 impl FlowRuntime {
-    pub(crate) fn new(config: FlowConfig, saved: Vec<SavedCheckpoint>, now: Instant) -> FlowRuntime {
+    /// The flow, with the checkpoints saved by earlier runs and its share of `maxOpenFiles`.
+    pub(crate) fn new(
+        config: FlowConfig,
+        saved: Vec<SavedCheckpoint>,
+        max_open_files: usize,
+        now: Instant,
+    ) -> FlowRuntime {
         let stream = StreamTarget::name(&config.kinesis_stream);
-        let tailer = Tailer::new(config.tailer_config(), saved);
+        let tailer = Tailer::new(config.tailer_config(max_open_files), saved);
         let keys = KeyChooser::new(config.partition_key.clone());
         FlowRuntime {
             config,
@@ -97,9 +103,11 @@ impl FlowRuntime {
         out: &mut Vec<TailRecord>,
     ) -> bool {
         let mut observations = discovery::observe(&self.config.file_pattern);
+        let mut dirs = self.tailer.waiting_dirs();
         if first {
-            observations.extend(discovery::observe_dirs(&self.tailer.leftover_dirs()));
+            dirs.extend(self.tailer.leftover_dirs());
         }
+        observations.extend(discovery::observe_dirs(&dirs));
         observations.retain(|obs| {
             let taken = claimed.contains(&obs.id) && obs.matched;
             if taken {
@@ -110,17 +118,25 @@ impl FlowRuntime {
         let actions = self.tailer.on_scan(now, observations);
         let opened = actions.iter().any(|a| matches!(a, Action::Open { .. } | Action::Reopen { .. }));
         self.apply(actions, now, out);
-        opened
+        opened || self.tailer.has_unsaved_files()
     }
 
-    /// Applies actions of the tailer.
+    /// Applies actions of the tailer; after an open, checkpoints must be saved before reading
+    /// (`needs_save`).
     pub(crate) fn apply(&mut self, actions: Vec<Action>, now: Instant, out: &mut Vec<TailRecord>) {
         for action in actions {
             match action {
-                Action::Open { key, path, id, .. } => self.open(key, &path, id),
+                Action::Open { key, path, id, .. } => {
+                    self.open(key, &path, id);
+                    self.needs_save = true;
+                }
                 Action::Reopen { key, path, id, .. } => {
                     self.files.remove(&key);
                     self.open(key, &path, id);
+                    self.needs_save = true;
+                }
+                Action::Release { key } => {
+                    self.files.remove(&key);
                 }
                 Action::Close { key } => {
                     // Read what is left: the file was quiet at its end, so little or nothing; past the
