@@ -189,3 +189,69 @@ async fn lines_survive_rotations_and_a_kill_9() {
     // bounds (bytes plus kpl_agent::shell::RECORD_OVERHEAD, 1536, per record in flight).
     assert!(duplicates < 4_194_304 / 1536, "{duplicates} duplicates");
 }
+
+/// Our keys, `partitionKeyField` and `partitionKeyRegex`, end to end: each record lands, under the key
+/// taken from its line, on the shard that key's hash maps to.
+#[tokio::test(flavor = "multi_thread")]
+async fn partition_keys_from_a_json_field_and_a_regex_place_records_on_their_keys_shards() {
+    const LINES: usize = 2_000;
+    let server = Kinesalite::start();
+    create_stream(&client(server.endpoint()), "keyed", 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (json_log, text_log) = (dir.path().join("events.json.log"), dir.path().join("access.log"));
+    let json: String = (0..LINES).map(|n| format!("{{\"user\":\"user-{}\",\"n\":{n}}}\n", n % 37)).collect();
+    fs::write(&json_log, json).unwrap();
+    let text: String = (0..LINES).map(|n| format!("n={n} host=web-{} GET /\n", n % 11)).collect();
+    fs::write(&text_log, text).unwrap();
+    let config = dir.path().join("agent.json");
+    let agent_json = format!(
+        r#"{{
+          "kinesis.endpoint": "{endpoint}",
+          "kinesis.region": "us-east-1",
+          "awsAccessKeyId": "AKIDTEST",
+          "awsSecretAccessKey": "secret",
+          "checkpointFile": "{state}/checkpoints.redb",
+          "flows": [
+            {{ "filePattern": "{json}", "kinesisStream": "keyed", "initialPosition": "START_OF_FILE",
+               "partitionKeyField": "user" }},
+            {{ "filePattern": "{text}", "kinesisStream": "keyed", "initialPosition": "START_OF_FILE",
+               "partitionKeyRegex": "host=(\\S+)" }}
+          ]
+        }}"#,
+        endpoint = server.endpoint(),
+        state = dir.path().display(),
+        json = json_log.display(),
+        text = text_log.display(),
+    );
+    fs::write(&config, agent_json).unwrap();
+    let log = dir.path().join("agent.log");
+    let mut agent = start_agent(&config, &log);
+
+    let mut keyed = 0;
+    for _ in 0..240 {
+        keyed = 0;
+        for shard in read_stream(&client(server.endpoint()), "keyed").await {
+            let unfiltered = Deaggregator::new(Mode::Strict).deaggregate_all(shard.records.iter().cloned());
+            assert_eq!(unfiltered.records.len(), shard.users.records.len(), "records on the wrong shard");
+            for user in &shard.users.records {
+                let line = std::str::from_utf8(&user.data).unwrap();
+                let expected = match line.strip_prefix("{\"user\":\"") {
+                    Some(rest) => rest.split('"').next().unwrap().to_owned(),
+                    None => line.split("host=").nth(1).unwrap().split(' ').next().unwrap().to_owned(),
+                };
+                assert_eq!(&*user.partition_key, expected, "the key of {line:?}");
+                assert!(shard.range.contains(&user.hash_key), "{line:?} is outside its key's shard");
+                keyed += 1;
+            }
+        }
+        if keyed >= 2 * LINES {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let logs_text = fs::read_to_string(&log).unwrap_or_default();
+    // A line without a key would have gone under a random one (asserted against above).
+    assert_eq!(keyed, 2 * LINES, "every line read back once\n{logs_text}");
+}
