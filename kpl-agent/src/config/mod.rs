@@ -4,8 +4,8 @@
 //! Keys, defaults and ranges are the agent's (`AgentConfiguration.java`, `FileFlow.java`; see
 //! `shared/reference/kinesis-agent.md` (a)). Where we differ, the docs of [`AgentConfig`] and
 //! [`FlowConfig`] say so. Unknown keys are warned about (an error with `strict`); agent keys that have no
-//! effect here are warned about by name with the reason; keys whose meaning we cannot honour (Firehose
-//! flows, assumed roles) are errors, never silently ignored.
+//! effect here are warned about by name with the reason; keys whose meaning we cannot honour (assumed
+//! roles, `fileFooterPattern`) are errors, never silently ignored.
 
 mod fields;
 mod flow;
@@ -18,7 +18,7 @@ use kpl_tokio::ProducerConfig;
 use serde_json::Value;
 
 use fields::Fields;
-pub use flow::{FlowConfig, MAX_PARTITION_KEY_LEN, PartitionKeyOption};
+pub use flow::{Destination, FlowConfig, MAX_PARTITION_KEY_LEN, PartitionKeyOption};
 
 /// A configuration that cannot be used; each names the file, the place and the key.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +110,9 @@ pub struct AgentConfig {
     pub checkpoint_ttl: Duration,
     /// `kinesis.endpoint`: the Kinesis endpoint (a URL, or a host name taken as `https://`).
     pub kinesis_endpoint: Option<String>,
+    /// `firehose.endpoint`: the Firehose endpoint of `deliveryStream` flows (a URL, or a host name taken
+    /// as `https://`). Their region is `kinesis.region` (the agent has no `firehose.region`).
+    pub firehose_endpoint: Option<String>,
     /// `kinesis.region` (default: the AWS SDK's region chain).
     pub kinesis_region: Option<String>,
     /// `awsAccessKeyId` and `awsSecretAccessKey`: static credentials, used instead of the SDK's chain.
@@ -214,7 +217,7 @@ pub fn parse(
     let config = top_level(&mut top, flows, &mut warnings)?;
     top.finish(strict, &mut warnings)?;
     let limit = config.producer.max_record_size();
-    for flow in &config.flows {
+    for flow in config.flows.iter().filter(|flow| matches!(flow.destination, Destination::KinesisStream(_))) {
         let needed = flow.framing.max_record_size as u64 + flow::MAX_PARTITION_KEY_LEN as u64;
         if needed > limit {
             return Err(ConfigError::Invalid {
@@ -282,7 +285,7 @@ fn top_level(
         "sending is the producer's: set MaxConnections, RequestTimeout... in `producer`",
         warnings,
     );
-    top.no_effect(&["firehose.endpoint", "sts.endpoint"], "no Firehose flows or STS roles yet", warnings);
+    top.no_effect(&["sts.endpoint"], "no STS roles yet", warnings);
     top.no_effect(
         &["log.level", "log.file", "log.maxBackupIndex", "log.maxFileSize"],
         "removed from the Kinesis Agent in 2018; set RUST_LOG",
@@ -306,6 +309,7 @@ fn top_level(
         checkpoint_ttl: Duration::from_secs(86_400 * top.number("checkpointTimeToLiveDays", 7, 1, 3650)?),
         kinesis_endpoint: top.string("kinesis.endpoint")?,
         kinesis_region: top.string("kinesis.region")?,
+        firehose_endpoint: top.string("firehose.endpoint")?,
         static_credentials,
         shutdown_timeout: Duration::from_millis(top.number("shutdownTimeoutMillis", 10_000, 0, 3_600_000)?),
         status_reporting_period: Duration::from_secs(top.number(

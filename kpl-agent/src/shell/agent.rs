@@ -11,11 +11,13 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use kpl_tokio::{Backend, DeliveryError, KinesisProducer, PutError, RecordReceipt, UserRecord};
 use tokio::sync::{mpsc, watch};
 
+use super::aws::SetupError;
 use super::discovery::{self, Wakeups};
-use super::flow::{FlowRuntime, Room};
+use super::firehose::{firehose_client, put_record_batch};
+use super::flow::{FlowRuntime, Room, Sink};
 use super::store::{CheckpointStore, StoreError};
-use crate::config::AgentConfig;
-use crate::core::{FileId, FileKey, Processed, TailRecord};
+use crate::config::{AgentConfig, Destination};
+use crate::core::{BatchOutcome, FileId, FileKey, Part, Processed, TailRecord};
 
 /// What the budget counts per record in flight besides its bytes: our delivery state and the producer's
 /// (its record, its share of an aggregate and a request being built). Measured: about 1.4 KiB per record
@@ -39,8 +41,6 @@ const RESUME_FRACTION: u64 = 8;
 const STALL_WARNING: Duration = Duration::from_secs(30);
 /// The shortest time between two rounds of reads.
 const ROUND_SPACING: Duration = Duration::from_millis(10);
-/// At most one error line per flow this often about records not written (with the count since).
-const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 /// The agent could not run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -51,6 +51,9 @@ pub enum AgentError {
     /// The producer could not start.
     #[error(transparent)]
     Spawn(#[from] kpl_tokio::SpawnError),
+    /// The Firehose client of `deliveryStream` flows could not be set up.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
 }
 
 /// Counters of a run.
@@ -80,6 +83,8 @@ struct Delivery {
 }
 
 type Completion = (Delivery, Result<RecordReceipt, DeliveryError>);
+/// A `PutRecordBatch` answered: the flow, the call's id, the outcome.
+type FirehoseAnswer = (usize, u64, BatchOutcome);
 
 /// The running agent.
 struct Agent {
@@ -90,6 +95,9 @@ struct Agent {
     completions: FuturesUnordered<BoxFuture<'static, Completion>>,
     retries: VecDeque<(Instant, Delivery)>,
     summary: RunSummary,
+    /// The client of `deliveryStream` flows (when there are some), and their calls.
+    firehose: Option<aws_sdk_firehose::Client>,
+    firehose_calls: FuturesUnordered<BoxFuture<'static, FirehoseAnswer>>,
 }
 
 /// Runs the agent until `stop` receives a message (graceful: deliver what was read within
@@ -115,6 +123,9 @@ pub async fn run_with_progress<B: Backend>(
     let saved = store.load(config.checkpoint_ttl, SystemTime::now())?;
     tracing::info!(checkpoints = saved.len(), store = %store.path().display(), "starting");
     let producer = KinesisProducer::builder(config.producer.clone(), backend).spawn()?;
+    let firehose_flows =
+        config.flows.iter().any(|f| matches!(f.destination, Destination::DeliveryStream { .. }));
+    let firehose = if firehose_flows { Some(firehose_client(&config).await?) } else { None };
     let now = Instant::now();
     // Each flow gets an equal share of maxOpenFiles (at least one).
     let share = (config.max_open_files / config.flows.len().max(1)).max(1);
@@ -128,6 +139,8 @@ pub async fn run_with_progress<B: Backend>(
         completions: FuturesUnordered::new(),
         retries: VecDeque::new(),
         summary: RunSummary::default(),
+        firehose,
+        firehose_calls: FuturesUnordered::new(),
     };
     let wakeups = Arc::new(Wakeups::default());
     let patterns: Vec<&str> = agent.config.flows.iter().map(|flow| flow.file_pattern.as_str()).collect();
@@ -156,7 +169,11 @@ pub async fn run_with_progress<B: Backend>(
             agent.log_progress(oldest);
             next_progress = now + agent.config.status_reporting_period;
         }
+        // A Firehose buffer that has waited maxBufferAgeMillis (or a retry due) makes a round.
+        let batching = agent.flows.iter().filter_map(FlowRuntime::firehose_wakeup).min();
+        woken |= batching.is_some_and(|at| at <= now);
         let wake_at = if woken { next_round } else { next_tick.min(next_save) };
+        let wake_at = batching.map_or(wake_at, |at| wake_at.min(at.max(next_round)));
         tokio::select! {
             biased;
             _ = stop.recv() => break,
@@ -165,6 +182,10 @@ pub async fn run_with_progress<B: Backend>(
                 while let Some(Some(done)) = agent.completions.next().now_or_never() {
                     agent.completed(done);
                 }
+                woken = true;
+            }
+            Some(answer) = agent.firehose_calls.next(), if !agent.firehose_calls.is_empty() => {
+                agent.firehose_answered(answer);
                 woken = true;
             }
             _ = wakeups.scan.notified() => (scan_due, woken) = (true, true),
@@ -255,9 +276,43 @@ impl Agent {
         while let Some(Some(done)) = self.completions.next().now_or_never() {
             self.completed(done);
         }
+        self.call_firehose(now, false);
     }
 
-    /// Processes a framed record and puts it into the producer.
+    /// Makes the `PutRecordBatch` calls the Firehose flows' batchers decide at `now` (all that waits,
+    /// with `flush`).
+    fn call_firehose(&mut self, now: Instant, flush: bool) {
+        let Some(client) = &self.firehose else { return };
+        for (index, flow) in self.flows.iter_mut().enumerate() {
+            let Sink::Firehose { name, batcher } = &mut flow.sink else { continue };
+            for batch in batcher.poll(now, flush) {
+                let (client, name, id) = (client.clone(), name.clone(), batch.id);
+                self.firehose_calls
+                    .push(async move { (index, id, put_record_batch(client, name, batch).await) }.boxed());
+            }
+        }
+    }
+
+    /// A `PutRecordBatch` answered: the lines of the records written are confirmed, the others retried.
+    fn firehose_answered(&mut self, (index, id, outcome): FirehoseAnswer) {
+        let flow = &mut self.flows[index];
+        let Sink::Firehose { batcher, .. } = &mut flow.sink else { return };
+        let failures_before = batcher.stats().record_failures;
+        let written = batcher.on_result(id, outcome, Instant::now());
+        let failures = batcher.stats().record_failures - failures_before;
+        let error = batcher.take_last_error();
+        self.summary.records_delivered += written.len() as u64;
+        self.summary.delivery_failures += failures;
+        for part in written {
+            flow.tailer.on_delivered(part.key, part.start);
+        }
+        if let Some(error) = error.filter(|_| failures > 0) {
+            flow.failed(failures, &error);
+        }
+        self.call_firehose(Instant::now(), false);
+    }
+
+    /// Processes a framed record and puts it into the producer (or its flow's Firehose batcher).
     async fn send(&mut self, index: usize, record: TailRecord) {
         let flow = &mut self.flows[index];
         flow.provide_header(record.key, record.start);
@@ -275,8 +330,15 @@ impl Agent {
             flow.tailer.on_delivered(record.key, record.start);
             return;
         };
+        let stream = match &mut flow.sink {
+            Sink::Kinesis(stream) => stream.clone(),
+            Sink::Firehose { batcher, .. } => {
+                batcher.push(Part { key: record.key, start: record.start }, &data, Instant::now());
+                return;
+            }
+        };
         let key = flow.keys.key(&data);
-        let user = UserRecord::new(flow.stream.clone(), key, data);
+        let user = UserRecord::new(stream, key, data);
         self.put(Delivery { flow: index, key: record.key, start: record.start, record: user, attempt: 0 })
             .await;
     }
@@ -309,19 +371,7 @@ impl Agent {
             Err(DeliveryError::ShutdownTimedOut | DeliveryError::DriverStopped) => {}
             Err(error) => {
                 self.summary.delivery_failures += 1;
-                let flow = &mut self.flows[delivery.flow];
-                flow.failures_unlogged += 1;
-                let now = Instant::now();
-                if flow.last_failure_log.is_none_or(|at| now.duration_since(at) >= FAILURE_LOG_EVERY) {
-                    tracing::error!(
-                        flow = %flow.config.id(),
-                        failures = flow.failures_unlogged,
-                        %error,
-                        "records not written; the flow stalls on them and retries (nothing is dropped)"
-                    );
-                    flow.last_failure_log = Some(now);
-                    flow.failures_unlogged = 0;
-                }
+                self.flows[delivery.flow].failed(1, &error);
                 let pause = RETRY_FIRST.saturating_mul(1 << delivery.attempt.min(5)).min(RETRY_MAX);
                 let retry = Delivery { attempt: delivery.attempt + 1, ..delivery };
                 self.retries.push_back((Instant::now() + pause, retry));
@@ -398,13 +448,18 @@ impl Agent {
         let producer = self.producer.clone();
         tokio::spawn(async move { producer.flush().await });
         self.retries.clear();
+        self.call_firehose(Instant::now(), true);
         let mut cut_short = false;
-        while !self.completions.is_empty() {
+        while !self.completions.is_empty() || !self.firehose_calls.is_empty() {
             tokio::select! {
                 biased;
                 // A second stop (a closed channel is none: it can send nothing more).
                 Some(()) = stop.recv() => { cut_short = true; break; }
-                Some(done) = self.completions.next() => self.completed(done),
+                Some(done) = self.completions.next(), if !self.completions.is_empty() => self.completed(done),
+                Some(answer) = self.firehose_calls.next(), if !self.firehose_calls.is_empty() => {
+                    self.firehose_answered(answer);
+                    self.call_firehose(Instant::now(), true);
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => { cut_short = true; break; }
             }
         }

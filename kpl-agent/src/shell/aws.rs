@@ -1,6 +1,6 @@
 //! The Kinesis client from `agent.json`'s keys, and the stop signals.
 
-use aws_config::{BehaviorVersion, Region};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_kinesis::config::Credentials;
 use kpl_tokio::AwsBackend;
 use tokio::signal::unix::{SignalKind, signal};
@@ -20,17 +20,18 @@ pub enum SetupError {
     Signals(std::io::Error),
 }
 
-/// The producer's backend: the AWS SDK's default chain (region, credentials), with `kinesis.region`,
-/// `kinesis.endpoint` (a host name without scheme is taken as `https://`) and the static keys of
-/// `agent.json` when given.
-pub async fn aws_backend(config: &AgentConfig) -> Result<AwsBackend, SetupError> {
+/// `endpoint` as a URL: a host name without scheme is taken as `https://`, as the agent's SDK does.
+pub(crate) fn endpoint_url(endpoint: &str) -> String {
+    if endpoint.contains("://") { endpoint.to_owned() } else { format!("https://{endpoint}") }
+}
+
+/// The AWS SDK configuration every client of the agent shares: the SDK's default chain (region,
+/// credentials), with `kinesis.region` and the static keys of `agent.json` when given. Endpoints are per
+/// service.
+pub async fn sdk_config(config: &AgentConfig) -> Result<SdkConfig, SetupError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &config.kinesis_region {
         loader = loader.region(Region::new(region.clone()));
-    }
-    if let Some(endpoint) = &config.kinesis_endpoint {
-        let url = if endpoint.contains("://") { endpoint.clone() } else { format!("https://{endpoint}") };
-        loader = loader.endpoint_url(url);
     }
     if let Some((id, secret)) = &config.static_credentials {
         loader = loader.credentials_provider(Credentials::new(id, secret, None, None, "agent.json"));
@@ -39,7 +40,16 @@ pub async fn aws_backend(config: &AgentConfig) -> Result<AwsBackend, SetupError>
     if sdk.region().is_none() {
         return Err(SetupError::NoRegion);
     }
-    Ok(AwsBackend::from_conf(aws_sdk_kinesis::Config::from(&sdk)))
+    Ok(sdk)
+}
+
+/// The producer's backend on [`sdk_config`], with `kinesis.endpoint` when given.
+pub async fn aws_backend(config: &AgentConfig) -> Result<AwsBackend, SetupError> {
+    let mut kinesis = aws_sdk_kinesis::config::Builder::from(&sdk_config(config).await?);
+    if let Some(endpoint) = &config.kinesis_endpoint {
+        kinesis.set_endpoint_url(Some(endpoint_url(endpoint)));
+    }
+    Ok(AwsBackend::from_conf(kinesis.build()))
 }
 
 /// A channel receiving one message per SIGTERM or SIGINT: the first asks for a graceful stop, the

@@ -12,9 +12,13 @@ use super::agent::RECORD_OVERHEAD;
 use super::discovery::{self, read_head};
 use super::keys::KeyChooser;
 use super::processing::ProcessingRuntime;
-use crate::config::FlowConfig;
-use crate::core::{Action, FileId, FileKey, HandleCheck, SavedCheckpoint, TailRecord, Tailer};
+use crate::config::{Destination, FlowConfig};
+use crate::core::{
+    Action, FileId, FileKey, FirehoseBatcher, HandleCheck, SavedCheckpoint, TailRecord, Tailer,
+};
 
+/// At most one error line per flow this often about records not written (with the count since).
+const FAILURE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// Most bytes read from one file in one round, so that one busy file does not starve the others.
 const MAX_READ_PER_FILE: u64 = 1 << 20;
 /// One read call.
@@ -29,10 +33,18 @@ pub(crate) struct Room {
     pub(crate) records: usize,
 }
 
+/// Where a flow's records go at run time.
+pub(crate) enum Sink {
+    /// Through the producer, to this stream.
+    Kinesis(StreamTarget),
+    /// To this delivery stream, batched.
+    Firehose { name: String, batcher: Box<FirehoseBatcher> },
+}
+
 /// A flow's run-time state.
 pub(crate) struct FlowRuntime {
     pub(crate) config: FlowConfig,
-    pub(crate) stream: StreamTarget,
+    pub(crate) sink: Sink,
     pub(crate) tailer: Tailer,
     pub(crate) keys: KeyChooser,
     pub(super) files: HashMap<FileKey, File>,
@@ -64,12 +76,18 @@ impl FlowRuntime {
         max_open_files: usize,
         now: Instant,
     ) -> FlowRuntime {
-        let stream = StreamTarget::name(&config.kinesis_stream);
+        let sink = match &config.destination {
+            Destination::KinesisStream(name) => Sink::Kinesis(StreamTarget::name(name)),
+            Destination::DeliveryStream { name, batching } => Sink::Firehose {
+                name: name.clone(),
+                batcher: Box::new(FirehoseBatcher::new(batching.clone())),
+            },
+        };
         let tailer = Tailer::new(config.tailer_config(max_open_files), saved);
         let keys = KeyChooser::new(config.partition_key.clone());
         FlowRuntime {
             config,
-            stream,
+            sink,
             tailer,
             keys,
             files: HashMap::new(),
@@ -78,6 +96,31 @@ impl FlowRuntime {
             last_failure_log: None,
             failures_unlogged: 0,
             processing: ProcessingRuntime::default(),
+        }
+    }
+
+    /// `count` records not written (`error`: why): logged at error at most every `FAILURE_LOG_EVERY`
+    /// per flow, with the count since.
+    pub(crate) fn failed(&mut self, count: u64, error: &dyn std::fmt::Display) {
+        self.failures_unlogged += count;
+        let now = Instant::now();
+        if self.last_failure_log.is_none_or(|at| now.duration_since(at) >= FAILURE_LOG_EVERY) {
+            tracing::error!(
+                flow = %self.config.id(),
+                failures = self.failures_unlogged,
+                %error,
+                "records not written; the flow stalls on them and retries (nothing is dropped)"
+            );
+            self.last_failure_log = Some(now);
+            self.failures_unlogged = 0;
+        }
+    }
+
+    /// When the flow's Firehose batcher has something to do next.
+    pub(crate) fn firehose_wakeup(&self) -> Option<Instant> {
+        match &self.sink {
+            Sink::Firehose { batcher, .. } => batcher.next_wakeup(),
+            Sink::Kinesis(_) => None,
         }
     }
 

@@ -4,6 +4,7 @@
 mod agent;
 mod aws;
 mod discovery;
+mod firehose;
 mod flow;
 mod imds;
 mod keys;
@@ -11,5 +12,6 @@ mod processing;
 mod store;
 
 pub use agent::{AgentError, RECORD_OVERHEAD, RunSummary, run, run_with_progress};
-pub use aws::{SetupError, aws_backend, stop_on_signals};
+pub use aws::{SetupError, aws_backend, sdk_config, stop_on_signals};
+pub use firehose::firehose_client;
 pub use store::{CheckpointStore, StoreError, default_checkpoint_file};

@@ -1,0 +1,132 @@
+//! Firehose flows end to end: files on the real file system, the agent's shell, and moto's Firehose on
+//! 127.0.0.1 (started by the test, through kpl-tokio's test support) delivering to moto's S3; every line
+//! is read back from the bucket, once, and the checkpoints reach the files' ends.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../kpl-tokio/tests/support/moto.rs"]
+#[allow(dead_code)]
+mod moto;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use kpl_agent::config::parse;
+use kpl_agent::shell::{CheckpointStore, RunSummary, run_with_progress};
+use kpl_mock_backend::{MockConfig, MockKinesis};
+use kpl_tests::python::{MOTO, PythonEnv};
+use kpl_tokio::MockBackend;
+use moto::Moto;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+/// boto3 against moto: `setup STREAM...` creates a bucket per delivery stream and the stream into it;
+/// `read STREAM...` prints, per stream, the objects its calls wrote (one per `PutRecordBatch`).
+const BOTO: &str = r#"
+import json, sys, boto3
+endpoint, command, streams = sys.argv[1], sys.argv[2], sys.argv[3:]
+session = boto3.session.Session(aws_access_key_id="AKIDTEST", aws_secret_access_key="secret", region_name="us-east-1")
+s3 = session.client("s3", endpoint_url=endpoint)
+firehose = session.client("firehose", endpoint_url=endpoint)
+out = {}
+for stream in streams:
+    bucket = "bucket-" + stream
+    if command == "setup":
+        s3.create_bucket(Bucket=bucket)
+        firehose.create_delivery_stream(
+            DeliveryStreamName=stream,
+            DeliveryStreamType="DirectPut",
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": "arn:aws:iam::123456789012:role/firehose", "BucketARN": "arn:aws:s3:::" + bucket})
+    else:
+        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket) for o in page.get("Contents", [])]
+        out[stream] = [s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode() for key in sorted(keys)]
+print(json.dumps(out))
+"#;
+
+fn boto(moto: &Moto, command: &str, streams: &[&str]) -> Value {
+    let env = PythonEnv::ensure(&MOTO).unwrap();
+    let output = env.command().args(["-c", BOTO, moto.endpoint(), command]).args(streams).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn append(path: &Path, lines: std::ops::Range<usize>, tag: &str) -> u64 {
+    let mut file = fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    let text: String = lines.map(|n| format!("{tag}-{n:06} {}\n", "x".repeat(n % 40))).collect();
+    file.write_all(text.as_bytes()).unwrap();
+    file.metadata().unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lines_reach_firehose_delivery_streams_joined_or_not_and_checkpoints_follow() {
+    const LINES: usize = 3000;
+    let moto = Moto::start();
+    tokio::task::block_in_place(|| boto(&moto, "setup", &["plain", "joined"]));
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, joined) = (dir.path().join("plain.log"), dir.path().join("joined.log"));
+    append(&plain, 0..LINES / 2, "plain");
+    append(&joined, 0..LINES / 2, "joined");
+    let text = format!(
+        r#"{{"firehose.endpoint": "{endpoint}", "kinesis.region": "us-east-1",
+            "awsAccessKeyId": "AKIDTEST", "awsSecretAccessKey": "secret", "checkpointIntervalMillis": 100,
+            "flows": [
+              {{"filePattern": "{plain}", "deliveryStream": "plain", "initialPosition": "START_OF_FILE",
+                "maxBufferAgeMillis": 1000}},
+              {{"filePattern": "{joined}", "deliveryStream": "joined", "initialPosition": "START_OF_FILE",
+                "maxBufferAgeMillis": 1000, "aggregatedRecordSizeBytes": 4000}}]}}"#,
+        endpoint = moto.endpoint(),
+        plain = plain.display(),
+        joined = joined.display(),
+    );
+    let config = parse("agent.json", &text, &[], true).unwrap().config;
+    let store_path = dir.path().join("checkpoints.redb");
+    let store = CheckpointStore::open(&store_path).unwrap();
+    let kinesis = MockBackend::new(MockKinesis::new(MockConfig::calm(), 1).unwrap());
+    let (stop, stopped) = mpsc::channel(2);
+    let (progress, mut watching) = watch::channel(RunSummary::default());
+    let agent = tokio::spawn(run_with_progress(config, kinesis, store, stopped, progress));
+    // More lines while it runs.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sizes = [append(&plain, LINES / 2..LINES, "plain"), append(&joined, LINES / 2..LINES, "joined")];
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        watching.wait_for(|summary| summary.records_delivered >= 2 * LINES as u64),
+    )
+    .await
+    .expect("delivered in time")
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.send(()).await.unwrap();
+    let summary = agent.await.unwrap().unwrap();
+    assert!(summary.drained);
+    assert_eq!((summary.records_read, summary.records_delivered), (2 * LINES as u64, 2 * LINES as u64));
+
+    let objects = tokio::task::block_in_place(|| boto(&moto, "read", &["plain", "joined"]));
+    for stream in ["plain", "joined"] {
+        let calls = objects[stream].as_array().unwrap();
+        let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
+        for call in calls {
+            let text = call.as_str().unwrap();
+            assert!(text.ends_with('\n'), "whole lines only");
+            for line in text.lines() {
+                let number = line.strip_prefix(&format!("{stream}-")).unwrap()[..6].parse().unwrap();
+                *seen.entry(number).or_default() += 1;
+            }
+            if stream == "plain" {
+                assert!(text.lines().count() <= 500, "at most 500 records per call");
+            }
+        }
+        assert_eq!(seen.len(), LINES, "{stream}: every line");
+        assert!(seen.values().all(|times| *times == 1), "{stream}: each line once");
+        println!("{stream}: {LINES} lines in {} PutRecordBatch calls", calls.len());
+    }
+    let mut offsets: Vec<u64> =
+        CheckpointStore::open(&store_path).unwrap().rows().unwrap().iter().map(|row| row.offset).collect();
+    offsets.sort_unstable();
+    let mut expected = sizes.to_vec();
+    expected.sort_unstable();
+    assert_eq!(offsets, expected, "checkpoints at the files' ends");
+}
