@@ -86,10 +86,11 @@ impl Running {
         Running { agent, stop, watching }
     }
 
-    /// Waits (at most 60 s) for `lines` delivered, then stops gracefully.
+    /// Waits (at most 60 s) for `lines` delivered, then stops gracefully (what waits is sent).
     async fn stop_once_delivered(mut self, lines: u64) -> RunSummary {
         let delivered = self.watching.wait_for(|summary| summary.records_delivered >= lines);
-        tokio::time::timeout(Duration::from_secs(60), delivered).await.expect("delivered in time").unwrap();
+        let waited = tokio::time::timeout(Duration::from_secs(60), delivered).await.map(|_| ());
+        waited.unwrap_or_else(|_| panic!("not delivered in time: {:?}", *self.watching.borrow()));
         tokio::time::sleep(Duration::from_millis(300)).await;
         self.stop.send(()).await.unwrap();
         self.agent.await.unwrap().unwrap()
@@ -99,12 +100,17 @@ impl Running {
 #[tokio::test(flavor = "multi_thread")]
 async fn lines_reach_firehose_delivery_streams_joined_or_not_and_checkpoints_follow() {
     const LINES: usize = 3000;
+    const BIG: usize = 10_000;
     let moto = Moto::start();
-    tokio::task::block_in_place(|| boto(&moto, "setup", &["plain", "joined"]));
+    tokio::task::block_in_place(|| boto(&moto, "setup", &["plain", "joined", "big"]));
     let dir = tempfile::tempdir().unwrap();
     let (plain, joined) = (dir.path().join("plain.log"), dir.path().join("joined.log"));
     append(&plain, 0..LINES / 2, "plain");
     append(&joined, 0..LINES / 2, "joined");
+    // More lines than the agent keeps in flight (4,096) fit in one joined record: with reading paused,
+    // the record goes without waiting for its 15-minute buffer age; the last one goes at the stop.
+    let big = dir.path().join("big.log");
+    let big_size = append(&big, 0..BIG, "big");
     let text = format!(
         r#"{{"firehose.endpoint": "{endpoint}", "kinesis.region": "us-east-1",
             "awsAccessKeyId": "AKIDTEST", "awsSecretAccessKey": "secret", "checkpointIntervalMillis": 100,
@@ -112,22 +118,27 @@ async fn lines_reach_firehose_delivery_streams_joined_or_not_and_checkpoints_fol
               {{"filePattern": "{plain}", "deliveryStream": "plain", "initialPosition": "START_OF_FILE",
                 "maxBufferAgeMillis": 1000}},
               {{"filePattern": "{joined}", "deliveryStream": "joined", "initialPosition": "START_OF_FILE",
-                "maxBufferAgeMillis": 1000, "aggregatedRecordSizeBytes": 4000}}]}}"#,
+                "maxBufferAgeMillis": 1000, "aggregatedRecordSizeBytes": 4000}},
+              {{"filePattern": "{big}", "deliveryStream": "big", "initialPosition": "START_OF_FILE",
+                "maxBufferAgeMillis": 900000, "aggregatedRecordSizeBytes": 1024000}}]}}"#,
         endpoint = moto.endpoint(),
         plain = plain.display(),
         joined = joined.display(),
+        big = big.display(),
     );
     let store_path = dir.path().join("checkpoints.redb");
     let agent = Running::start(&text, &store_path);
     // More lines while it runs.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let sizes = [append(&plain, LINES / 2..LINES, "plain"), append(&joined, LINES / 2..LINES, "joined")];
-    let summary = agent.stop_once_delivered(2 * LINES as u64).await;
+    let sizes =
+        [append(&plain, LINES / 2..LINES, "plain"), append(&joined, LINES / 2..LINES, "joined"), big_size];
+    let total = (2 * LINES + BIG) as u64;
+    let summary = agent.stop_once_delivered((2 * LINES + 4097) as u64).await;
     assert!(summary.drained);
-    assert_eq!((summary.records_read, summary.records_delivered), (2 * LINES as u64, 2 * LINES as u64));
+    assert_eq!((summary.records_read, summary.records_delivered), (total, total));
 
-    let objects = tokio::task::block_in_place(|| boto(&moto, "read", &["plain", "joined"]));
-    for stream in ["plain", "joined"] {
+    let objects = tokio::task::block_in_place(|| boto(&moto, "read", &["plain", "joined", "big"]));
+    for (stream, lines) in [("plain", LINES), ("joined", LINES), ("big", BIG)] {
         let calls = objects[stream].as_array().unwrap();
         let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
         for call in calls {
@@ -141,9 +152,9 @@ async fn lines_reach_firehose_delivery_streams_joined_or_not_and_checkpoints_fol
                 assert!(text.lines().count() <= 500, "at most 500 records per call");
             }
         }
-        assert_eq!(seen.len(), LINES, "{stream}: every line");
+        assert_eq!(seen.len(), lines, "{stream}: every line");
         assert!(seen.values().all(|times| *times == 1), "{stream}: each line once");
-        println!("{stream}: {LINES} lines in {} PutRecordBatch calls", calls.len());
+        println!("{stream}: {lines} lines in {} PutRecordBatch calls", calls.len());
     }
     let mut offsets: Vec<u64> =
         CheckpointStore::open(&store_path).unwrap().rows().unwrap().iter().map(|row| row.offset).collect();

@@ -243,6 +243,9 @@ impl Agent {
         {
             room = Room { bytes: 0, records: 0 };
         }
+        // Reading paused on a full budget: Firehose buffers go now instead of after maxBufferAgeMillis
+        // (a joined record can hold more lines than the records in flight allowed).
+        let paused = room.bytes == 0 || room.records == 0;
         for (index, flow) in self.flows.iter_mut().enumerate() {
             if !flow.needs_save {
                 flow.read_round(&mut room, now, &mut out);
@@ -276,7 +279,7 @@ impl Agent {
         while let Some(Some(done)) = self.completions.next().now_or_never() {
             self.completed(done);
         }
-        self.call_firehose(now, false);
+        self.call_firehose(now, paused);
     }
 
     /// Makes the `PutRecordBatch` calls the Firehose flows' batchers decide at `now` (all that waits,
