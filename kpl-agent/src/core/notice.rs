@@ -100,15 +100,13 @@ pub enum Notice {
         /// The flow's share of `maxOpenFiles`.
         limit: usize,
     },
-    /// A file read to its end was closed early to give its descriptor to a file with bytes to read. A
-    /// live file is reopened by the next scan that finds it grown; a rotated one (`rotated`) is looked
-    /// for by identity (device, inode and first bytes) in its directory and reopened if found grown.
+    /// A rotated file read to its end was closed before `closeInactiveMillis` to give its descriptor to
+    /// a file with bytes to read: it is looked for by identity (device, inode and first bytes) in its
+    /// directory and reopened if found grown; bytes written to it once it has left that directory cannot
+    /// be read. (Live files closed early are counted only: a scan reopens them when they grow.)
     ClosedEarly {
         /// The file.
         path: PathBuf,
-        /// Whether it had been rotated away (then bytes written to it after it is gone from its
-        /// directory cannot be read).
-        rotated: bool,
     },
     /// A bug: framing produced a range that does not follow the previous one. The file's checkpoint stops.
     Internal {
@@ -124,11 +122,7 @@ impl Notice {
     pub fn is_anomaly(&self) -> bool {
         !matches!(
             self,
-            Notice::Opened { .. }
-                | Notice::Renamed { .. }
-                | Notice::Gone { .. }
-                | Notice::Back { .. }
-                | Notice::ClosedEarly { rotated: false, .. }
+            Notice::Opened { .. } | Notice::Renamed { .. } | Notice::Gone { .. } | Notice::Back { .. }
         )
     }
 }
@@ -186,12 +180,7 @@ impl std::fmt::Display for Notice {
                 f,
                 "{waiting} files with bytes to read wait for a descriptor (maxOpenFiles: {limit} for this flow); they are read as descriptors free up, nothing is skipped"
             ),
-            Notice::ClosedEarly { path, rotated: false } => write!(
-                f,
-                "{}: read to its end and closed to free a descriptor; reopened when it grows",
-                path.display()
-            ),
-            Notice::ClosedEarly { path, rotated: true } => write!(
+            Notice::ClosedEarly { path } => write!(
                 f,
                 "{}: rotated, read to its end and closed before closeInactiveMillis to free a descriptor; looked for by identity in its directory and reopened if it grows there",
                 path.display()

@@ -562,8 +562,11 @@ impl Tailer {
                 // scan finds it at its end (or after rotateWaitMillis if none finds it).
                 file.at_eof &= !rotated;
                 self.stats.closed_early += 1;
-                self.stats.anomalies += u64::from(rotated);
-                self.notices.push(Notice::ClosedEarly { path: file.path.clone(), rotated });
+                // Routine for a live file (counted only); a rotated one is warned about.
+                if rotated {
+                    self.stats.anomalies += 1;
+                    self.notices.push(Notice::ClosedEarly { path: file.path.clone() });
+                }
                 actions.push(Action::Release { key: victim });
                 open -= 1;
             }
