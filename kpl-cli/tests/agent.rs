@@ -255,3 +255,63 @@ async fn partition_keys_from_a_json_field_and_a_regex_place_records_on_their_key
     // A line without a key would have gone under a random one (asserted against above).
     assert_eq!(keyed, 2 * LINES, "every line read back once\n{logs_text}");
 }
+
+/// The figures of the agent (run in a release build): 1,000 files of 1,000 lines of 100 bytes, written
+/// before it starts, delivered into kinesalite; lines/s and the agent's peak resident memory (VmHWM).
+/// `cargo test --release -p kpl-cli --test agent -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement: 100 MB of lines, minutes in a debug build"]
+async fn figures_1000_files() {
+    const FILES: usize = 1000;
+    const PER_FILE: usize = 1000;
+    let server = Kinesalite::start();
+    create_stream(&client(server.endpoint()), "bulk", 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    fs::create_dir(&logs).unwrap();
+    for f in 0..FILES {
+        let text: String =
+            (0..PER_FILE).map(|n| format!("{:012} {}\n", f * PER_FILE + n, "x".repeat(86))).collect();
+        fs::write(logs.join(format!("{f:04}.log")), text).unwrap();
+    }
+    let config = dir.path().join("agent.json");
+    let agent_json = format!(
+        r#"{{ "kinesis.endpoint": "{endpoint}", "kinesis.region": "us-east-1",
+          "awsAccessKeyId": "AKIDTEST", "awsSecretAccessKey": "secret",
+          "checkpointFile": "{state}/checkpoints.redb", "log.statusReportingPeriodSeconds": 1,
+          "flows": [{{ "filePattern": "{logs}/*.log", "kinesisStream": "bulk", "initialPosition": "START_OF_FILE" }}] }}"#,
+        endpoint = server.endpoint(),
+        state = dir.path().display(),
+        logs = logs.display(),
+    );
+    fs::write(&config, agent_json).unwrap();
+    let log = dir.path().join("agent.log");
+    let started = Instant::now();
+    let mut agent = start_agent(&config, &log);
+    let total = FILES * PER_FILE;
+    let delivered = |text: &str| -> usize {
+        text.lines()
+            .filter_map(|line| line.split(" delivered=").nth(1))
+            .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+            .max()
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while delivered(&fs::read_to_string(&log).unwrap_or_default()) < total {
+        assert!(Instant::now() < deadline, "not delivered in time");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Progress is logged every second: the time is up to a second long.
+    let seconds = started.elapsed().as_secs_f64();
+    let status = fs::read_to_string(format!("/proc/{}/status", agent.id())).unwrap();
+    let peak = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().to_owned();
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let kinesis_records: usize =
+        read_stream(&client(server.endpoint()), "bulk").await.iter().map(|s| s.records.len()).sum();
+    println!(
+        "{total} lines of 100 B from {FILES} files into kinesalite in {seconds:.1} s: {:.0} lines/s; {:.1} user records per Kinesis record; peak RSS of the agent {peak}",
+        total as f64 / seconds,
+        total as f64 / kinesis_records as f64
+    );
+}
