@@ -1,5 +1,6 @@
 //! The tokio shell: watches directories, reads files, stores checkpoints, and delivers records through
-//! `kpl_tokio::KinesisProducer`, taking back each record's result. Every decision is the core's.
+//! `kpl_tokio::KinesisProducer` (or Firehose `PutRecordBatch` calls), taking back each record's result.
+//! Every decision is the core's.
 
 mod agent;
 mod aws;
