@@ -4,8 +4,8 @@
 //! Keys, defaults and ranges are the agent's (`AgentConfiguration.java`, `FileFlow.java`; see
 //! `shared/reference/kinesis-agent.md` (a)). Where we differ, the docs of [`AgentConfig`] and
 //! [`FlowConfig`] say so. Unknown keys are warned about (an error with `strict`); agent keys that have no
-//! effect here are warned about by name with the reason; keys whose meaning we cannot honour (Firehose
-//! flows, Java credential providers) are errors, never silently ignored.
+//! effect here are warned about by name with the reason; keys whose meaning we cannot honour (Java
+//! credential providers, `fileFooterPattern`) are errors, never silently ignored.
 
 mod fields;
 mod flow;
@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::core::metrics::NAMESPACE;
 use fields::Fields;
-pub use flow::{FlowConfig, FlowDiff, MAX_PARTITION_KEY_LEN, PartitionKeyOption, diff_flows};
+pub use flow::{Destination, FlowConfig, FlowDiff, MAX_PARTITION_KEY_LEN, PartitionKeyOption, diff_flows};
 
 /// A configuration that cannot be used; each names the file, the place and the key.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +111,9 @@ pub struct AgentConfig {
     pub checkpoint_ttl: Duration,
     /// `kinesis.endpoint`: the Kinesis endpoint (a URL, or a host name taken as `https://`).
     pub kinesis_endpoint: Option<String>,
+    /// `firehose.endpoint`: the Firehose endpoint of `deliveryStream` flows (a URL, or a host name taken
+    /// as `https://`). Their region is `kinesis.region` (the agent has no `firehose.region`).
+    pub firehose_endpoint: Option<String>,
     /// `kinesis.region` (default: the AWS SDK's region chain).
     pub kinesis_region: Option<String>,
     /// `awsAccessKeyId` and `awsSecretAccessKey`: static credentials, used instead of the SDK's chain.
@@ -131,6 +134,12 @@ pub struct AgentConfig {
     /// written, plus [`RECORD_OVERHEAD`](crate::shell::RECORD_OVERHEAD) per record in flight, for all
     /// flows together (framing, producer, retries). When it is reached, reading pauses.
     pub memory_budget_bytes: u64,
+    /// Ours, `maxOpenFiles` (default 512, at least 1): the most files open at once, shared equally by
+    /// the flows (each gets at least one). A file beyond it waits for a descriptor and loses nothing;
+    /// files read to their end give theirs up first (see [`crate::core::tailer`], "Open files"). The
+    /// default stays well under the usual `ulimit -n` of 1,024, leaving room for connections; the
+    /// Kinesis Agent keeps one open file per flow.
+    pub max_open_files: usize,
     /// Ours, `checkpointIntervalMillis` (default 1000, 10..=60000): how often checkpoints are committed.
     pub checkpoint_interval: Duration,
     /// Every top-level key read, with its effective value and where it came from (flows' keys are in
@@ -285,7 +294,7 @@ pub fn parse(
     config.effective = top.finish(strict, &mut warnings)?;
     config.effective.extend(agent_d_settings);
     let limit = config.producer.max_record_size();
-    for flow in &config.flows {
+    for flow in config.flows.iter().filter(|flow| matches!(flow.destination, Destination::KinesisStream(_))) {
         let needed = flow.framing.max_record_size as u64 + flow::MAX_PARTITION_KEY_LEN as u64;
         if needed > limit {
             return Err(ConfigError::Invalid {
@@ -339,7 +348,6 @@ fn top_level(
         "sending is the producer's: set MaxConnections, RequestTimeout... in `producer`",
         warnings,
     );
-    top.no_effect(&["firehose.endpoint"], "no Firehose flows yet", warnings);
     top.no_effect(
         &["log.level", "log.file", "log.maxBackupIndex", "log.maxFileSize"],
         "removed from the Kinesis Agent in 2018; set RUST_LOG",
@@ -386,6 +394,7 @@ fn top_level(
         checkpoint_ttl: Duration::from_secs(86_400 * top.number("checkpointTimeToLiveDays", 7, 1, 3650)?),
         kinesis_endpoint: top.string("kinesis.endpoint")?,
         kinesis_region: top.string("kinesis.region")?,
+        firehose_endpoint: top.string("firehose.endpoint")?,
         static_credentials,
         shutdown_timeout: Duration::from_millis(top.number("shutdownTimeoutMillis", 10_000, 0, 3_600_000)?),
         status_reporting_period: Duration::from_secs(top.number(
@@ -395,6 +404,7 @@ fn top_level(
             86_400,
         )?),
         memory_budget_bytes: top.number("memoryBudgetBytes", 64 << 20, 4 << 20, u64::MAX >> 1)?,
+        max_open_files: usize::try_from(top.number("maxOpenFiles", 512, 1, 1 << 24)?).unwrap_or(512),
         checkpoint_interval: Duration::from_millis(top.number(
             "checkpointIntervalMillis",
             1000,

@@ -67,7 +67,7 @@ fn keys_without_effect_are_named_and_unsupported_ones_refused() {
     assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
     assert!(loaded.warnings.iter().any(|w| w.contains("log.level has no effect")));
     for text in [
-        r#"{"flows": [{"filePattern": "/a", "deliveryStream": "s"}]}"#,
+        r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s", "aggregatedRecordSizeBytes": 100}]}"#,
         r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": "USINGPLUGGIN"}]}]}"#,
         r#"{"userDefinedCredentialsProvider.classname": "x.Y", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#,
     ] {
@@ -227,4 +227,32 @@ fn flows_are_diffed_by_id_and_effective_settings() {
         (same.added.len(), same.removed.len(), same.changed.len(), same.unchanged.len()),
         (0, 0, 0, 3)
     );
+}
+
+#[test]
+fn firehose_flows_take_the_agents_keys_and_limits() {
+    let loaded = parse_ok(
+        r#"{"firehose.endpoint": "firehose.example", "flows": [
+        {"filePattern": "/a", "deliveryStream": "fh", "kinesisStream": "ignored",
+         "aggregatedRecordSizeBytes": 4096, "maxBufferAgeMillis": 2000, "maxBufferSizeRecords": 100,
+         "retryInitialBackoffMillis": 50}]}"#,
+    );
+    let config = loaded.config;
+    assert_eq!(config.firehose_endpoint.as_deref(), Some("firehose.example"));
+    let flow = &config.flows[0];
+    assert_eq!(flow.id(), "fh:fh:/a", "deliveryStream wins, as with the agent");
+    assert_eq!(flow.destination.to_string(), "DeliveryStream:fh");
+    let Destination::DeliveryStream { batching, .. } = &flow.destination else { panic!("{flow:?}") };
+    assert_eq!(batching.aggregated_record_size, 4096);
+    assert_eq!(batching.max_buffer_age, Duration::from_secs(2));
+    assert_eq!((batching.max_batch_records, batching.max_batch_bytes), (100, 4 << 20));
+    assert_eq!(batching.retry_initial, Duration::from_millis(50));
+    assert_eq!(flow.framing.max_record_size, 1000 << 10, "1,000 KiB per Firehose record");
+    for text in [
+        r#"{"flows": [{"filePattern": "/a", "deliveryStream": "s", "aggregatedRecordSizeBytes": 1024001}]}"#,
+        r#"{"flows": [{"filePattern": "/a", "deliveryStream": "s", "maxBufferSizeBytes": 4194305}]}"#,
+        r#"{"flows": [{"filePattern": "/a", "deliveryStream": "s", "maxRecordSizeBytes": 1024001}]}"#,
+    ] {
+        assert!(parse("agent.json", text, &[], false).is_err(), "{text}");
+    }
 }

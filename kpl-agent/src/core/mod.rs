@@ -7,9 +7,11 @@
 //! - [`progress`]: checkpoint arithmetic tied to delivery;
 //! - [`tailer`]: one flow's discovery diffing, rotation decisions and per-file state;
 //! - [`metrics`]: the agent's CloudWatch metrics (names, dimension, deltas) from counters and gauges;
+//! - [`firehose`]: batching, record joining and per-record retries of Firehose flows;
 //! - [`process`]: the processing step between framing and delivery, the chain of
 //!   [`processors`] (the agent's `dataProcessingOptions`).
 
+pub mod firehose;
 pub mod framing;
 pub mod identity;
 pub mod metrics;
@@ -19,6 +21,7 @@ pub mod processors;
 pub mod progress;
 pub mod tailer;
 
+pub use firehose::{BatchOutcome, FirehoseBatcher, FirehoseConfig, FirehoseStats, Part, PutBatch};
 pub use framing::{Framed, Framer, FramingConfig, OversizePolicy, SkipReason};
 pub use identity::{FINGERPRINT_MAX_LEN, FileId, Fingerprint};
 pub use notice::Notice;

@@ -11,16 +11,18 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use kpl_tokio::{Backend, DeliveryError, KinesisProducer, PutError, RecordReceipt, UserRecord};
 use tokio::sync::{mpsc, watch};
 
+use super::aws::SetupError;
 use super::discovery::{self, Wakeups};
-use super::flow::{FlowRuntime, Room};
+use super::firehose::{firehose_client, put_record_batch};
+use super::flow::{FlowRuntime, Room, Sink};
 use super::metrics::MetricsPublisher;
 #[path = "reload.rs"]
 mod reload;
 use super::status;
 use super::store::{CheckpointStore, StoreError};
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, Destination, FlowConfig};
 use crate::core::metrics::FlowMetrics;
-use crate::core::{FileId, FileKey, Processed, TailRecord};
+use crate::core::{BatchOutcome, FileId, FileKey, Part, Processed, TailRecord};
 
 /// What the budget counts per record in flight besides its bytes: our delivery state and the producer's
 /// (its record, its share of an aggregate and a request being built). Measured: about 1.4 KiB per record
@@ -46,8 +48,6 @@ const RESUME_FRACTION: u64 = 8;
 const STALL_WARNING: Duration = Duration::from_secs(30);
 /// The shortest time between two rounds of reads.
 const ROUND_SPACING: Duration = Duration::from_millis(10);
-/// At most one error line per flow this often about records not written (with the count since).
-const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 /// The agent could not run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -58,6 +58,9 @@ pub enum AgentError {
     /// The producer could not start.
     #[error(transparent)]
     Spawn(#[from] kpl_tokio::SpawnError),
+    /// The Firehose client of `deliveryStream` flows could not be set up.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
 }
 
 /// Counters of a run.
@@ -88,6 +91,8 @@ struct Delivery {
 }
 
 type Completion = (Delivery, Result<RecordReceipt, DeliveryError>);
+/// A `PutRecordBatch` answered: the flow's [`FlowRuntime::uid`], the call's id, the outcome.
+type FirehoseAnswer = (u64, u64, BatchOutcome);
 
 /// The running agent.
 struct Agent {
@@ -106,6 +111,9 @@ struct Agent {
     status_file: Option<std::path::PathBuf>,
     /// Whether writing the status file failed last time (logged once per run of failures).
     status_failed: bool,
+    /// The client of `deliveryStream` flows (when there are some), and their calls.
+    firehose: Option<aws_sdk_firehose::Client>,
+    firehose_calls: FuturesUnordered<BoxFuture<'static, FirehoseAnswer>>,
 }
 
 /// Runs the agent until `stop` receives a message (graceful: deliver what was read within
@@ -181,7 +189,7 @@ pub async fn run_with<B: Backend>(
     let producer = KinesisProducer::builder(config.producer.clone(), backend).spawn()?;
     let now = Instant::now();
     let flows: Vec<FlowRuntime> = (config.flows.iter().zip(0..))
-        .map(|(flow, uid)| FlowRuntime::new(flow.clone(), saved.clone(), now, uid))
+        .map(|(flow, uid)| FlowRuntime::new(flow.clone(), saved.clone(), open_files_share(&config, config.flows.len()), now, uid))
         .collect();
     let mut agent = Agent {
         config,
@@ -196,6 +204,11 @@ pub async fn run_with<B: Backend>(
         next_uid: flows.len() as u64,
         flows,
         pending_reload: None,
+        firehose: None,
+        firehose_calls: FuturesUnordered::new(),
+    };
+    let starting = agent.config.flows.clone();
+    agent.firehose_client_for(&starting).await?;
     };
     let wakeups = Arc::new(Wakeups::default());
     let (mut watcher, mut tick) = agent.watch(&wakeups);
@@ -236,11 +249,15 @@ pub async fn run_with<B: Backend>(
             agent.metrics.upload(&figures);
             next_upload = now + agent.config.cloudwatch.upload_interval;
         }
+        // A Firehose buffer that has waited maxBufferAgeMillis (or a retry due) makes a round.
+        let batching = agent.flows.iter().filter_map(FlowRuntime::firehose_wakeup).min();
+        woken |= batching.is_some_and(|at| at <= now);
         let mut wake_at = if woken { next_round } else { next_tick.min(next_save).min(next_upload) };
         if agent.pending_reload.is_some() {
             // Retiring flows are checked for completion on every completion and at least this often.
             wake_at = wake_at.min(now + RELOAD_CHECK_EVERY);
         }
+        let wake_at = batching.map_or(wake_at, |at| wake_at.min(at.max(next_round)));
         tokio::select! {
             biased;
             _ = stop.recv() => break,
@@ -251,9 +268,16 @@ pub async fn run_with<B: Backend>(
                 }
                 woken = true;
             }
+            Some(answer) = agent.firehose_calls.next(), if !agent.firehose_calls.is_empty() => {
+                agent.firehose_answered(answer);
+                woken = true;
+            }
             // Before the wakeups: lines written after a reload are read by the new flows.
             Some(config) = next_reload(&mut reload) => {
-                agent.reload(config, now);
+                match agent.firehose_client_for(&config.flows).await {
+                    Ok(()) => agent.reload(config, now),
+                    Err(error) => tracing::error!(%error, "reload refused: no Firehose client for its deliveryStream flows"),
+                }
                 woken = true;
             }
             _ = wakeups.scan.notified() => (scan_due, woken) = (true, true),
@@ -264,6 +288,11 @@ pub async fn run_with<B: Backend>(
     agent.stop(&mut stop).await;
     progress.send_replace(agent.summary);
     Ok(agent.summary)
+}
+
+/// Each flow's share of `maxOpenFiles` when `flows` flows run (at least one).
+fn open_files_share(config: &AgentConfig, flows: usize) -> usize {
+    (config.max_open_files / flows.max(1)).max(1)
 }
 
 /// The next configuration from `reload`, if there is a channel (else never).
@@ -330,6 +359,9 @@ impl Agent {
         {
             room = Room { bytes: 0, records: 0 };
         }
+        // Reading paused on a full budget: Firehose buffers go now instead of after maxBufferAgeMillis
+        // (a joined record can hold more lines than the records in flight allowed).
+        let paused = room.bytes == 0 || room.records == 0;
         for (index, flow) in self.flows.iter_mut().enumerate() {
             if flow.retiring {
                 continue;
@@ -366,9 +398,62 @@ impl Agent {
         while let Some(Some(done)) = self.completions.next().now_or_never() {
             self.completed(done);
         }
+        self.call_firehose(now, paused);
     }
 
-    /// Processes a framed record and puts it into the producer.
+    /// Makes the `PutRecordBatch` calls the Firehose flows' batchers decide at `now` (all that waits
+    /// with `flush`; a retiring flow's, at once).
+    fn call_firehose(&mut self, now: Instant, flush: bool) {
+        let Some(client) = &self.firehose else { return };
+        for flow in &mut self.flows {
+            let uid = flow.uid;
+            let Sink::Firehose { name, batcher } = &mut flow.sink else { continue };
+            for batch in batcher.poll(now, flush || flow.retiring) {
+                let (client, name, id) = (client.clone(), name.clone(), batch.id);
+                self.firehose_calls
+                    .push(async move { (uid, id, put_record_batch(client, name, batch).await) }.boxed());
+            }
+        }
+    }
+
+    /// Sets up the Firehose client if `flows` has `deliveryStream` flows and there is none yet.
+    async fn firehose_client_for(&mut self, flows: &[FlowConfig]) -> Result<(), SetupError> {
+        let needed = flows.iter().any(|f| matches!(f.destination, Destination::DeliveryStream { .. }));
+        if needed && self.firehose.is_none() {
+            self.firehose = Some(firehose_client(&self.config).await?);
+        }
+        Ok(())
+    }
+
+    /// A `PutRecordBatch` answered: the lines of the records written are confirmed, the others retried.
+    /// The agent's metrics count Firehose records (a joined record is one).
+    fn firehose_answered(&mut self, (uid, id, outcome): FirehoseAnswer) {
+        // A flow removed by a reload: its lines are read again from its checkpoints.
+        let Some(flow) = self.flows.iter_mut().find(|flow| flow.uid == uid) else { return };
+        let Sink::Firehose { batcher, .. } = &mut flow.sink else { return };
+        let before = batcher.stats();
+        let written = batcher.on_result(id, outcome, Instant::now());
+        let after = batcher.stats();
+        let failures = after.record_failures - before.record_failures;
+        let error = batcher.take_last_error();
+        flow.send.records_sent += after.records_written - before.records_written;
+        flow.send.record_send_errors += failures;
+        flow.send.record_send_attempts +=
+            after.records_written - before.records_written + failures;
+        flow.send.service_errors += after.failed_calls - before.failed_calls;
+        self.summary.records_delivered += written.len() as u64;
+        self.summary.delivery_failures += failures;
+        for part in written {
+            flow.unacked.remove(&(part.key, part.start));
+            flow.tailer.on_delivered(part.key, part.start);
+        }
+        if let Some(error) = error.filter(|_| failures > 0) {
+            flow.failed(failures, &error);
+        }
+        self.call_firehose(Instant::now(), false);
+    }
+
+    /// Processes a framed record and puts it into the producer (or its flow's Firehose batcher).
     async fn send(&mut self, index: usize, record: TailRecord) {
         let flow = &mut self.flows[index];
         flow.provide_header(record.key, record.start);
@@ -387,8 +472,15 @@ impl Agent {
             return;
         };
         flow.unacked.insert((record.key, record.start), Instant::now());
+        let stream = match &mut flow.sink {
+            Sink::Kinesis(stream) => stream.clone(),
+            Sink::Firehose { batcher, .. } => {
+                batcher.push(Part { key: record.key, start: record.start }, &data, Instant::now());
+                return;
+            }
+        };
         let key = flow.keys.key(&data);
-        let user = UserRecord::new(flow.stream.clone(), key, data);
+        let user = UserRecord::new(stream, key, data);
         let uid = flow.uid;
         self.put(Delivery { flow: uid, key: record.key, start: record.start, record: user, attempt: 0 })
             .await;
@@ -428,19 +520,8 @@ impl Agent {
             // Maybe written, maybe not: it stays above the checkpoint, so it is sent again after a restart.
             Err(DeliveryError::ShutdownTimedOut | DeliveryError::DriverStopped) => {}
             Err(error) => {
-                flow.failures_unlogged += 1;
-                let now = Instant::now();
-                if flow.last_failure_log.is_none_or(|at| now.duration_since(at) >= FAILURE_LOG_EVERY) {
-                    tracing::error!(
-                        flow = %flow.config.id(),
-                        failures = flow.failures_unlogged,
-                        %error,
-                        "records not written; the flow stalls on them and retries (nothing is dropped)"
-                    );
-                    flow.last_failure_log = Some(now);
-                    flow.failures_unlogged = 0;
-                }
                 self.summary.delivery_failures += 1;
+                flow.failed(1, &error);
                 let pause = RETRY_FIRST.saturating_mul(1 << delivery.attempt.min(5)).min(RETRY_MAX);
                 let retry = Delivery { attempt: delivery.attempt + 1, ..delivery };
                 self.retries.push_back((Instant::now() + pause, retry));
@@ -556,13 +637,18 @@ impl Agent {
         let producer = self.producer.clone();
         tokio::spawn(async move { producer.flush().await });
         self.retries.clear();
+        self.call_firehose(Instant::now(), true);
         let mut cut_short = false;
-        while !self.completions.is_empty() {
+        while !self.completions.is_empty() || !self.firehose_calls.is_empty() {
             tokio::select! {
                 biased;
                 // A second stop (a closed channel is none: it can send nothing more).
                 Some(()) = stop.recv() => { cut_short = true; break; }
-                Some(done) = self.completions.next() => self.completed(done),
+                Some(done) = self.completions.next(), if !self.completions.is_empty() => self.completed(done),
+                Some(answer) = self.firehose_calls.next(), if !self.firehose_calls.is_empty() => {
+                    self.firehose_answered(answer);
+                    self.call_firehose(Instant::now(), true);
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => { cut_short = true; break; }
             }
         }

@@ -31,7 +31,7 @@ const ROLE_SESSION_NAME: &str = "AWSKinesisAgent";
 const ROLE_SESSION_LENGTH: Duration = Duration::from_secs(3600);
 
 /// `endpoint` as a URL: a host name without scheme is taken as `https://`, as the agent's SDK does.
-fn endpoint_url(endpoint: &str) -> String {
+pub(crate) fn endpoint_url(endpoint: &str) -> String {
     if endpoint.contains("://") { endpoint.to_owned() } else { format!("https://{endpoint}") }
 }
 

@@ -60,7 +60,7 @@ impl FlowRuntime {
         let stats = self.tailer.stats();
         FlowMetrics {
             flow: self.config.id(),
-            destination: format!("KinesisStream:{}", self.config.kinesis_stream),
+            destination: self.config.destination.to_string(),
             send: self.send,
             dropped: DropCounters {
                 unconverted: self.config.processor.stats().dropped,

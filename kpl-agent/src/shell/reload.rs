@@ -101,10 +101,11 @@ impl Agent {
         self.flows.retain(|flow| !flow.retiring);
         let running: Vec<u64> = self.flows.iter().map(|flow| flow.uid).collect();
         self.retries.retain(|(_, delivery)| running.contains(&delivery.flow));
+        let share = super::open_files_share(&self.config, self.flows.len() + pending.starting.len());
         for config in pending.starting {
             let uid = self.next_uid;
             self.next_uid += 1;
-            self.flows.push(FlowRuntime::new(config, saved.clone(), now, uid));
+            self.flows.push(FlowRuntime::new(config, saved.clone(), share, now, uid));
         }
         self.config.flows = self.flows.iter().map(|flow| flow.config.clone()).collect();
         tracing::info!(flows = self.flows.len(), "configuration reloaded");
