@@ -141,6 +141,9 @@ pub enum CliError {
     /// `kpl agent` could not run.
     #[error(transparent)]
     Agent(#[from] kpl_agent::shell::AgentError),
+    /// `kpl agent status`: no status to show.
+    #[error(transparent)]
+    AgentStatus(#[from] kpl_agent::shell::StatusError),
     /// `kpl agent`: no region, or no signal handlers.
     #[error(transparent)]
     AgentSetup(#[from] kpl_agent::shell::SetupError),

@@ -4,7 +4,8 @@
 //!   summary;
 //! - `kpl produce`: standard input, one record per line (or length-prefixed), into a real stream;
 //! - `kpl deagg`: the user records inside Kinesis records (`aws kinesis get-records` output, Lambda Kinesis
-//!   events, one raw record, or a stream read directly with `--stream`).
+//!   events, one raw record, or a stream read directly with `--stream`);
+//! - `kpl agent`: log files into streams from the Kinesis Agent's `agent.json` (and `check`, `status`).
 //!
 //! Every error is one line on standard error, `kpl: <message>`, with exit code 1; usage errors exit with 2.
 #![forbid(unsafe_code)]

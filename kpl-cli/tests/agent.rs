@@ -101,6 +101,7 @@ async fn lines_survive_rotations_and_a_kill_9() {
           "kinesis.region": "us-east-1",
           "awsAccessKeyId": "AKIDTEST",
           "awsSecretAccessKey": "secret",
+          "cloudwatch.emitMetrics": false,
           "checkpointFile": "{state}/checkpoints.redb",
           "shutdownTimeoutMillis": 10000,
           "memoryBudgetBytes": 4194304,
@@ -188,4 +189,187 @@ async fn lines_survive_rotations_and_a_kill_9() {
     // Duplicates come only from what was read and not yet confirmed at the kill, which the 4 MiB budget
     // bounds (bytes plus kpl_agent::shell::RECORD_OVERHEAD, 1536, per record in flight).
     assert!(duplicates < 4_194_304 / 1536, "{duplicates} duplicates");
+}
+
+/// Our keys, `partitionKeyField` and `partitionKeyRegex`, end to end: each record lands, under the key
+/// taken from its line, on the shard that key's hash maps to.
+#[tokio::test(flavor = "multi_thread")]
+async fn partition_keys_from_a_json_field_and_a_regex_place_records_on_their_keys_shards() {
+    const LINES: usize = 2_000;
+    let server = Kinesalite::start();
+    create_stream(&client(server.endpoint()), "keyed", 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (json_log, text_log) = (dir.path().join("events.json.log"), dir.path().join("access.log"));
+    let json: String = (0..LINES).map(|n| format!("{{\"user\":\"user-{}\",\"n\":{n}}}\n", n % 37)).collect();
+    fs::write(&json_log, json).unwrap();
+    let text: String = (0..LINES).map(|n| format!("n={n} host=web-{} GET /\n", n % 11)).collect();
+    fs::write(&text_log, text).unwrap();
+    let config = dir.path().join("agent.json");
+    let agent_json = format!(
+        r#"{{
+          "kinesis.endpoint": "{endpoint}",
+          "kinesis.region": "us-east-1",
+          "awsAccessKeyId": "AKIDTEST",
+          "awsSecretAccessKey": "secret",
+          "checkpointFile": "{state}/checkpoints.redb",
+          "flows": [
+            {{ "filePattern": "{json}", "kinesisStream": "keyed", "initialPosition": "START_OF_FILE",
+               "partitionKeyField": "user" }},
+            {{ "filePattern": "{text}", "kinesisStream": "keyed", "initialPosition": "START_OF_FILE",
+               "partitionKeyRegex": "host=(\\S+)" }}
+          ]
+        }}"#,
+        endpoint = server.endpoint(),
+        state = dir.path().display(),
+        json = json_log.display(),
+        text = text_log.display(),
+    );
+    fs::write(&config, agent_json).unwrap();
+    let log = dir.path().join("agent.log");
+    let mut agent = start_agent(&config, &log);
+
+    let mut keyed = 0;
+    for _ in 0..240 {
+        keyed = 0;
+        for shard in read_stream(&client(server.endpoint()), "keyed").await {
+            let unfiltered = Deaggregator::new(Mode::Strict).deaggregate_all(shard.records.iter().cloned());
+            assert_eq!(unfiltered.records.len(), shard.users.records.len(), "records on the wrong shard");
+            for user in &shard.users.records {
+                let line = std::str::from_utf8(&user.data).unwrap();
+                let expected = match line.strip_prefix("{\"user\":\"") {
+                    Some(rest) => rest.split('"').next().unwrap().to_owned(),
+                    None => line.split("host=").nth(1).unwrap().split(' ').next().unwrap().to_owned(),
+                };
+                assert_eq!(&*user.partition_key, expected, "the key of {line:?}");
+                assert!(shard.range.contains(&user.hash_key), "{line:?} is outside its key's shard");
+                keyed += 1;
+            }
+        }
+        if keyed >= 2 * LINES {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let logs_text = fs::read_to_string(&log).unwrap_or_default();
+    // A line without a key would have gone under a random one (asserted against above).
+    assert_eq!(keyed, 2 * LINES, "every line read back once\n{logs_text}");
+}
+
+/// `files` files of `per_file` lines of 100 bytes (numbered from 0 across files) under `dir`/logs, and an
+/// agent.json reading them from their start into stream `bulk` of `server`, progress logged every second.
+fn bulk(server: &Kinesalite, dir: &Path, files: usize, per_file: usize) -> std::path::PathBuf {
+    let logs = dir.join("logs");
+    fs::create_dir(&logs).unwrap();
+    for f in 0..files {
+        let text: String =
+            (0..per_file).map(|n| format!("{:012} {}\n", f * per_file + n, "x".repeat(86))).collect();
+        fs::write(logs.join(format!("{f:04}.log")), text).unwrap();
+    }
+    let config = dir.join("agent.json");
+    let agent_json = format!(
+        r#"{{ "kinesis.endpoint": "{endpoint}", "kinesis.region": "us-east-1",
+          "awsAccessKeyId": "AKIDTEST", "awsSecretAccessKey": "secret",
+          "checkpointFile": "{state}/checkpoints.redb", "log.statusReportingPeriodSeconds": 1,
+          "flows": [{{ "filePattern": "{logs}/*.log", "kinesisStream": "bulk", "initialPosition": "START_OF_FILE" }}] }}"#,
+        endpoint = server.endpoint(),
+        state = dir.display(),
+        logs = logs.display(),
+    );
+    fs::write(&config, agent_json).unwrap();
+    config
+}
+
+/// Waits (at most 15 minutes) until the agent's progress log at `log` says `count` records delivered.
+fn wait_delivered(log: &Path, count: usize) {
+    let delivered = |text: &str| -> usize {
+        text.lines()
+            .filter_map(|line| line.split(" delivered=").nth(1))
+            .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+            .max()
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while delivered(&fs::read_to_string(log).unwrap_or_default()) < count {
+        assert!(Instant::now() < deadline, "not delivered in time");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The figures of the agent (run in a release build): 1,000 files of 1,000 lines of 100 bytes, written
+/// before it starts, delivered into kinesalite; lines/s and the agent's peak resident memory (VmHWM).
+/// `cargo test --release -p kpl-cli --test agent -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement: 100 MB of lines, minutes in a debug build"]
+async fn figures_1000_files() {
+    const FILES: usize = 1000;
+    const PER_FILE: usize = 1000;
+    let server = Kinesalite::start();
+    create_stream(&client(server.endpoint()), "bulk", 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = bulk(&server, dir.path(), FILES, PER_FILE);
+    let log = dir.path().join("agent.log");
+    let started = Instant::now();
+    let mut agent = start_agent(&config, &log);
+    let total = FILES * PER_FILE;
+    wait_delivered(&log, total);
+    // Progress is logged every second: the time is up to a second long.
+    let seconds = started.elapsed().as_secs_f64();
+    let status = fs::read_to_string(format!("/proc/{}/status", agent.id())).unwrap();
+    let peak = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().to_owned();
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let kinesis_records: usize =
+        read_stream(&client(server.endpoint()), "bulk").await.iter().map(|s| s.records.len()).sum();
+    println!(
+        "{total} lines of 100 B from {FILES} files into kinesalite in {seconds:.1} s: {:.0} lines/s; {:.1} user records per Kinesis record; peak RSS of the agent {peak}",
+        total as f64 / seconds,
+        total as f64 / kinesis_records as f64
+    );
+}
+
+/// Duplicates after a `kill -9` in full flow (records in flight, checkpoints up to a second old): 200 files
+/// of 1,000 lines, killed once half are delivered, restarted; every line read back, the extra copies
+/// counted. `cargo test --release -p kpl-cli --test agent -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement"]
+async fn figures_kill_9_in_flight() {
+    const FILES: usize = 200;
+    const PER_FILE: usize = 1000;
+    let total = FILES * PER_FILE;
+    let server = Kinesalite::start();
+    create_stream(&client(server.endpoint()), "bulk", 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = bulk(&server, dir.path(), FILES, PER_FILE);
+    let log = dir.path().join("agent.log");
+    let mut agent = start_agent(&config, &log);
+    wait_delivered(&log, total / 2);
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let mut agent = start_agent(&config, &dir.path().join("agent2.log"));
+    let mut users = BTreeMap::<usize, usize>::new();
+    for _ in 0..600 {
+        users.clear();
+        for shard in read_stream(&client(server.endpoint()), "bulk").await {
+            for user in &shard.users.records {
+                let number: usize = std::str::from_utf8(&user.data[..12]).unwrap().parse().unwrap();
+                *users.entry(number).or_default() += 1;
+            }
+        }
+        if users.len() == total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    assert_eq!(users.len(), total, "every line");
+    let copies: usize = users.values().sum();
+    println!(
+        "kill -9 once {} of {total} lines were delivered: {} duplicates after the restart",
+        total / 2,
+        copies - total
+    );
 }

@@ -184,7 +184,7 @@ pub use kpl_mock_backend;
 #[cfg(feature = "mock")]
 pub use kpl_mock_backend::{MockConfig, MockError, MockKinesis};
 #[cfg(feature = "cloudwatch")]
-pub use metrics::{CloudWatchUploader, UploadStats, UploaderHandle};
+pub use metrics::{CloudWatchUploader, CustomDatum, UploadStats, UploaderHandle};
 #[cfg(feature = "metrics-facade")]
 pub use metrics::{ExporterHandle, FacadeSnapshot, MetricsExporter};
 pub use metrics::{ExtraDimension, MetricsConfig, MetricsConfigError, MetricsError};

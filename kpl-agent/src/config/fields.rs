@@ -1,21 +1,32 @@
 //! Reading one JSON object of `agent.json` with the Kinesis Agent's leniency: numbers may be strings,
 //! booleans may be `yes`/`no`/`t`/`f`/`1`/`0`..., and every key is accounted for (unknown ones reported).
+//! Every key read is recorded as a [`Setting`] with its effective value and where it came from, for
+//! `kpl agent check`.
 
 use serde_json::{Map, Value};
 
-use super::ConfigError;
+use super::{ConfigError, Origin, Setting};
 
 /// One JSON object being read; keys are removed as they are read, so what is left is unknown.
 pub(super) struct Fields {
     map: Map<String, Value>,
+    /// The file it is in.
+    pub(super) file: String,
+    /// Where in the file: empty for the top level, `flows[1]`, `flows[1] dataProcessingOptions[0]`.
+    pub(super) scope: String,
     /// Where it is, for messages: `agent.json`, `agent.json flows[1]`.
     pub(super) context: String,
+    /// The keys read so far, with their effective values.
+    pub(super) settings: Vec<Setting>,
 }
 
 impl Fields {
-    pub(super) fn new(value: Value, context: String) -> Result<Fields, ConfigError> {
+    pub(super) fn new(value: Value, file: &str, scope: String) -> Result<Fields, ConfigError> {
+        let context = if scope.is_empty() { file.to_owned() } else { format!("{file} {scope}") };
         match value {
-            Value::Object(map) => Ok(Fields { map, context }),
+            Value::Object(map) => {
+                Ok(Fields { map, file: file.to_owned(), scope, context, settings: Vec::new() })
+            }
             other => Err(ConfigError::Invalid {
                 context,
                 key: String::new(),
@@ -34,19 +45,58 @@ impl Fields {
         }
     }
 
-    /// The raw value of `key`, removed.
+    /// Records `key`'s effective value: from this file when `given`, else the default.
+    pub(super) fn record(&mut self, key: &str, value: impl Into<String>, given: bool) {
+        let origin = if given { Origin::File(self.file.clone()) } else { Origin::Default };
+        self.settings.push(Setting {
+            scope: self.scope.clone(),
+            key: key.to_owned(),
+            value: value.into(),
+            origin,
+            note: None,
+        });
+    }
+
+    /// Adds a note to the setting recorded last (its key must be `key`).
+    fn note(&mut self, key: &str, note: String) {
+        if let Some(setting) = self.settings.last_mut().filter(|setting| setting.key == key) {
+            setting.note = Some(note);
+        }
+    }
+
+    /// Sets the value recorded last (its key must be `key`) to a choice's canonical name.
+    fn canonical(&mut self, key: &str, name: &str) {
+        if let Some(setting) = self.settings.last_mut().filter(|setting| setting.key == key) {
+            setting.value = name.to_owned();
+        }
+    }
+
+    /// Shows `value` as the default of the optional `key` just read without a value.
+    pub(super) fn show_default(&mut self, key: &str, value: &str) {
+        let last = self.settings.last_mut().filter(|s| s.key == key && s.origin == Origin::Default);
+        if let Some(setting) = last {
+            setting.value = value.to_owned();
+        }
+    }
+
+    /// The raw value of `key`, removed (the caller records what it makes of it).
     pub(super) fn take(&mut self, key: &str) -> Option<Value> {
         self.map.remove(key)
     }
 
     /// A string (a number is taken as its text).
     pub(super) fn string(&mut self, key: &str) -> Result<Option<String>, ConfigError> {
-        match self.take(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(text)) => Ok(Some(text)),
-            Some(Value::Number(number)) => Ok(Some(number.to_string())),
-            Some(other) => Err(self.invalid(key, &other, "a string")),
+        let text = match self.take(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text),
+            Some(Value::Number(number)) => Some(number.to_string()),
+            Some(other) => return Err(self.invalid(key, &other, "a string")),
+        };
+        match &text {
+            Some(text) => self.record(key, format!("{text:?}"), true),
+            None => self.record(key, "(unset)", false),
         }
+        Ok(text)
     }
 
     /// A required string.
@@ -57,14 +107,20 @@ impl Fields {
 
     /// A whole number in `min..=max` (a JSON number or a string of one, as the agent accepts).
     pub(super) fn number(&mut self, key: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
-        let Some(value) = self.take(key) else { return Ok(default) };
+        let Some(value) = self.take(key) else {
+            self.record(key, default.to_string(), false);
+            return Ok(default);
+        };
         let parsed = match &value {
             Value::Number(number) => number.as_u64(),
             Value::String(text) => text.trim().parse::<u64>().ok(),
             _ => None,
         };
         match parsed {
-            Some(n) if (min..=max).contains(&n) => Ok(n),
+            Some(n) if (min..=max).contains(&n) => {
+                self.record(key, n.to_string(), true);
+                Ok(n)
+            }
             _ => Err(self.invalid(key, &value, format!("a whole number in {min}..={max}"))),
         }
     }
@@ -72,30 +128,42 @@ impl Fields {
     /// A boolean: `true`/`false`, or (as the agent's `BooleanConverter`) the strings true/yes/t/y/1 and
     /// false/no/f/n/0 in any case.
     pub(super) fn boolean(&mut self, key: &str, default: bool) -> Result<bool, ConfigError> {
-        let Some(value) = self.take(key) else { return Ok(default) };
+        let Some(value) = self.take(key) else {
+            self.record(key, default.to_string(), false);
+            return Ok(default);
+        };
         let text = match &value {
-            Value::Bool(b) => return Ok(*b),
+            Value::Bool(b) => b.to_string(),
             Value::String(text) => text.to_ascii_lowercase(),
             Value::Number(number) => number.to_string(),
             _ => String::new(),
         };
-        match text.as_str() {
-            "true" | "yes" | "t" | "y" | "1" => Ok(true),
-            "false" | "no" | "f" | "n" | "0" => Ok(false),
-            _ => Err(self.invalid(key, &value, "a boolean (true/false, yes/no, 1/0)")),
-        }
+        let parsed = match text.as_str() {
+            "true" | "yes" | "t" | "y" | "1" => true,
+            "false" | "no" | "f" | "n" | "0" => false,
+            _ => return Err(self.invalid(key, &value, "a boolean (true/false, yes/no, 1/0)")),
+        };
+        self.record(key, parsed.to_string(), true);
+        Ok(parsed)
     }
 
     /// One of `choices` (name, value). The agent's enums are case-sensitive; we accept any case and warn.
-    pub(super) fn choice<T: Copy>(
+    pub(super) fn choice<T: Copy + PartialEq>(
         &mut self,
         key: &str,
         default: T,
         choices: &[(&str, T)],
         warnings: &mut Vec<String>,
     ) -> Result<T, ConfigError> {
-        let Some(text) = self.string(key)? else { return Ok(default) };
-        if let Some((_, value)) = choices.iter().find(|(name, _)| *name == text) {
+        let Some(text) = self.string(key)? else {
+            if let Some(setting) = self.settings.last_mut() {
+                let name = choices.iter().find(|(_, value)| *value == default).map(|(name, _)| *name);
+                setting.value = name.unwrap_or("(unset)").to_owned();
+            }
+            return Ok(default);
+        };
+        if let Some((name, value)) = choices.iter().find(|(name, _)| *name == text) {
+            self.canonical(key, name);
             return Ok(*value);
         }
         if let Some((name, value)) = choices.iter().find(|(name, _)| name.eq_ignore_ascii_case(&text)) {
@@ -103,6 +171,8 @@ impl Fields {
                 "{}: {key} = {text:?} read as {name:?} (the Kinesis Agent is case-sensitive)",
                 self.context
             ));
+            self.canonical(key, name);
+            self.note(key, format!("written {text:?}"));
             return Ok(*value);
         }
         let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
@@ -112,8 +182,10 @@ impl Fields {
     /// Keys the agent knows that we accept and do not use: warned with `why`.
     pub(super) fn no_effect(&mut self, keys: &[&str], why: &str, warnings: &mut Vec<String>) {
         for key in keys {
-            if self.take(key).is_some() {
+            if let Some(value) = self.take(key) {
                 warnings.push(format!("{}: {key} has no effect in kpl agent ({why})", self.context));
+                self.record(key, value.to_string(), true);
+                self.note(key, format!("no effect: {why}"));
             }
         }
     }
@@ -133,22 +205,30 @@ impl Fields {
     }
 
     /// Every key left is read and has no effect, for `why`.
-    pub(super) fn no_effect_all(self, why: &str, warnings: &mut Vec<String>) {
-        for key in self.map.keys() {
-            warnings.push(format!("{}: {key} has no effect in kpl agent ({why})", self.context));
-        }
+    pub(super) fn no_effect_all(mut self, why: &str, warnings: &mut Vec<String>) -> Vec<Setting> {
+        let keys: Vec<String> = self.map.keys().cloned().collect();
+        self.no_effect(&keys.iter().map(String::as_str).collect::<Vec<_>>(), why, warnings);
+        self.settings
     }
 
-    /// The keys left: unknown. Warned about, or an error with `strict`.
-    pub(super) fn finish(self, strict: bool, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    /// The keys left: unknown. Warned about, or an error with `strict`. Returns the settings read.
+    pub(super) fn finish(
+        mut self,
+        strict: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<Setting>, ConfigError> {
         if self.map.is_empty() {
-            return Ok(());
+            return Ok(self.settings);
         }
         let keys: Vec<String> = self.map.keys().cloned().collect();
         if strict {
             return Err(ConfigError::Unknown { context: self.context, keys });
         }
         warnings.push(format!("{}: unknown keys ignored: {}", self.context, keys.join(", ")));
-        Ok(())
+        for (key, value) in std::mem::take(&mut self.map) {
+            self.record(&key, value.to_string(), true);
+            self.note(&key, "unknown key, ignored".into());
+        }
+        Ok(self.settings)
     }
 }

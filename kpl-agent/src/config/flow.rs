@@ -6,8 +6,9 @@ use std::time::Duration;
 use regex::bytes::Regex;
 use serde_json::Value;
 
-use super::{ConfigError, Fields, processing};
-use crate::core::{FramingConfig, InitialPosition, OversizePolicy, Processor, TailerConfig};
+use super::{ConfigError, Fields, Setting, processing};
+use crate::core::firehose::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RECORD_BYTES};
+use crate::core::{FirehoseConfig, FramingConfig, InitialPosition, OversizePolicy, Processor, TailerConfig};
 
 /// The longest partition key (Kinesis: 256 characters): framing keeps records this much under the
 /// producer's `MaxUserRecordSize`, which counts the key (the agent: 1 MiB minus the key's length).
@@ -29,14 +30,50 @@ pub enum PartitionKeyOption {
     Regex(Regex),
 }
 
+/// Where a flow's records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// `kinesisStream`: a Kinesis data stream, through the producer (KPL aggregation, per-shard limits,
+    /// retries until written).
+    KinesisStream(String),
+    /// `deliveryStream`: a Firehose delivery stream, in `PutRecordBatch` calls batched by `batching`
+    /// (`maxBufferSizeRecords`, `maxBufferSizeBytes`, `maxBufferAgeMillis`, `aggregatedRecordSizeBytes`,
+    /// `retryInitialBackoffMillis`, `retryMaxBackoffMillis`); see [`crate::core::firehose`].
+    DeliveryStream {
+        /// The delivery stream's name.
+        name: String,
+        /// The batching settings.
+        batching: FirehoseConfig,
+    },
+}
+
+impl Destination {
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Destination::KinesisStream(name) | Destination::DeliveryStream { name, .. } => name,
+        }
+    }
+}
+
+impl std::fmt::Display for Destination {
+    /// As the agent's `Destination` metric dimension: `KinesisStream:<name>`, `DeliveryStream:<name>`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Destination::KinesisStream(name) => write!(f, "KinesisStream:{name}"),
+            Destination::DeliveryStream { name, .. } => write!(f, "DeliveryStream:{name}"),
+        }
+    }
+}
+
 /// One flow.
 #[derive(Debug, Clone)]
 pub struct FlowConfig {
     /// `filePattern`: a glob of absolute paths, wildcards allowed in any component (`**` too; the agent
     /// allows them only in the file name). Names ending `.gz`, `.bz2`, `.zip` are skipped, as by the agent.
     pub file_pattern: String,
-    /// `kinesisStream`.
-    pub kinesis_stream: String,
+    /// `deliveryStream` (checked first, as by the agent) or `kinesisStream`.
+    pub destination: Destination,
     /// `initialPosition` (`END_OF_FILE`, the default, or `START_OF_FILE`): where files found at startup
     /// without a checkpoint start. Files found later are read from their start.
     pub initial_position: InitialPosition,
@@ -70,16 +107,22 @@ pub struct FlowConfig {
     /// record only once the file is synced to disk. If it cannot be written, the record is sent raw and
     /// the error logged.
     pub dead_letter_file: Option<PathBuf>,
+    /// Every key of the flow read, with its effective value and where it came from (`kpl agent check`;
+    /// a reload compares flows by it).
+    pub effective: Vec<Setting>,
 }
 
 impl FlowConfig {
-    /// The flow's id, as the agent forms it: `kinesis:<stream>:<pattern>`.
+    /// The flow's id, as the agent forms it: `kinesis:<stream>:<pattern>`, `fh:<stream>:<pattern>`.
     pub fn id(&self) -> String {
-        format!("kinesis:{}:{}", self.kinesis_stream, self.file_pattern)
+        match &self.destination {
+            Destination::KinesisStream(name) => format!("kinesis:{name}:{}", self.file_pattern),
+            Destination::DeliveryStream { name, .. } => format!("fh:{name}:{}", self.file_pattern),
+        }
     }
 
-    /// The tailer settings.
-    pub fn tailer_config(&self) -> TailerConfig {
+    /// The tailer settings, with this flow's share of `maxOpenFiles`.
+    pub fn tailer_config(&self, max_open_files: usize) -> TailerConfig {
         TailerConfig {
             flow: self.id(),
             framing: self.framing.clone(),
@@ -87,8 +130,49 @@ impl FlowConfig {
             rotate_wait: self.rotate_wait,
             close_inactive: self.close_inactive,
             copy_hold: self.copy_hold,
+            max_open_files,
         }
     }
+}
+
+/// How the flows of a configuration differ from those of another (a reload), by flow id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowDiff {
+    /// Ids only in the new configuration.
+    pub added: Vec<String>,
+    /// Ids only in the old one.
+    pub removed: Vec<String>,
+    /// Ids in both, with a different effective setting (a key's value, a processing option).
+    pub changed: Vec<String>,
+    /// Ids in both, with the same effective settings.
+    pub unchanged: Vec<String>,
+}
+
+/// A flow's effective settings without their place (index in `flows`, file): what makes it behave.
+fn behaviour(flow: &FlowConfig) -> Vec<(&str, &str, &str)> {
+    flow.effective
+        .iter()
+        .map(|setting| {
+            let within = setting.scope.split_once(' ').map_or("", |(_, rest)| rest);
+            (within, setting.key.as_str(), setting.value.as_str())
+        })
+        .collect()
+}
+
+/// How `new` differs from `old`, flow by flow (ids in each list in `new`'s order, removed ones in
+/// `old`'s).
+pub fn diff_flows(old: &[FlowConfig], new: &[FlowConfig]) -> FlowDiff {
+    let mut diff = FlowDiff::default();
+    for flow in new {
+        match old.iter().find(|before| before.id() == flow.id()) {
+            None => diff.added.push(flow.id()),
+            Some(before) if behaviour(before) != behaviour(flow) => diff.changed.push(flow.id()),
+            Some(_) => diff.unchanged.push(flow.id()),
+        }
+    }
+    diff.removed =
+        old.iter().map(FlowConfig::id).filter(|id| !new.iter().any(|flow| flow.id() == *id)).collect();
+    diff
 }
 
 /// The flows under `flows` of `fields`.
@@ -111,9 +195,10 @@ pub(super) fn flows(
     };
     let mut flows = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
-        let mut fields = Fields::new(item, format!("{} flows[{index}]", fields.context))?;
-        flows.push(flow(&mut fields, warnings)?);
-        fields.finish(strict, warnings)?;
+        let mut fields = Fields::new(item, &fields.file, format!("flows[{index}]"))?;
+        let mut flow = flow(&mut fields, warnings)?;
+        flow.effective = fields.finish(strict, warnings)?;
+        flows.push(flow);
     }
     Ok(flows)
 }
@@ -135,16 +220,29 @@ fn regex(fields: &mut Fields, key: &str, anchored: bool) -> Result<Option<Regex>
 }
 
 fn flow(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<FlowConfig, ConfigError> {
-    fields.unsupported(&["deliveryStream"], "Firehose flows are not supported yet")?;
-    fields.unsupported(
-        &["aggregatedRecordSizeBytes"],
-        "a Firehose setting; Streams flows use KPL aggregation",
-    )?;
+    // A flow with `deliveryStream` is a Firehose flow, whatever else it has (`FileFlowFactory`).
+    let firehose = fields.string("deliveryStream")?;
+    if firehose.is_none() {
+        fields.unsupported(
+            &["aggregatedRecordSizeBytes"],
+            "a Firehose setting; Streams flows use KPL aggregation",
+        )?;
+    }
     fields.unsupported(&["fileFooterPattern"], "not supported yet")?;
-    let converters = processing::converters(fields.take("dataProcessingOptions"), &fields.context, warnings)?;
+    let converters = processing::converters(fields, warnings)?;
     let dead_letter_file = fields.string("deadLetterFile")?.map(PathBuf::from);
     let file_pattern = fields.required("filePattern")?;
-    let kinesis_stream = fields.required("kinesisStream")?;
+    let kinesis_stream = match &firehose {
+        Some(_) => {
+            fields.no_effect(
+                &["kinesisStream"],
+                "deliveryStream makes it a Firehose flow, as with the agent",
+                warnings,
+            );
+            String::new()
+        }
+        None => fields.required("kinesisStream")?,
+    };
     let initial_position = fields.choice(
         "initialPosition",
         InitialPosition::EndOfFile,
@@ -172,25 +270,54 @@ fn flow(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<FlowConfig, C
             (None, None) if option => PartitionKeyOption::Deterministic,
             (None, None) => PartitionKeyOption::Random,
         };
-    // Validated as the agent does; batching is the producer's (RecordMaxBufferedTime, CollectionMaxCount,
-    // CollectionMaxSize), shared by all flows.
-    fields.number("maxBufferAgeMillis", 60_000, 1000, 900_000)?;
-    fields.number("maxBufferSizeRecords", 500, 1, 500)?;
-    fields.number("maxBufferSizeBytes", 5 << 20, 1, 5 << 20)?;
+    // Validated as the agent does. Streams flows: batching is the producer's (RecordMaxBufferedTime,
+    // CollectionMaxCount, CollectionMaxSize), shared by all flows. Firehose flows: the batcher's.
+    let max_buffer_age = millis(fields, "maxBufferAgeMillis", 60_000, 1000, 900_000)?;
+    let max_batch_records = fields.number("maxBufferSizeRecords", 500, 1, MAX_BATCH_RECORDS as u64)?;
+    let batch_bytes_limit = if firehose.is_some() { MAX_BATCH_BYTES as u64 } else { 5 << 20 };
+    let max_batch_bytes = fields.number("maxBufferSizeBytes", batch_bytes_limit, 1, batch_bytes_limit)?;
+    let mut no_effect = vec![
+        "publishQueueCapacity",
+        "waitOnFullPublishQueueMillis",
+        "waitOnEmptyPublishQueueMillis",
+        "log.emitInternalMetrics",
+    ];
+    let destination = match firehose {
+        Some(name) => Destination::DeliveryStream {
+            name,
+            batching: FirehoseConfig {
+                aggregated_record_size: fields.number(
+                    "aggregatedRecordSizeBytes",
+                    0,
+                    0,
+                    MAX_RECORD_BYTES as u64,
+                )? as usize,
+                max_batch_records: max_batch_records as usize,
+                max_batch_bytes: max_batch_bytes as usize,
+                max_buffer_age,
+                retry_initial: millis(fields, "retryInitialBackoffMillis", 100, 1, 3_600_000)?,
+                retry_max: millis(fields, "retryMaxBackoffMillis", 10_000, 1, 3_600_000)?,
+                ..FirehoseConfig::default()
+            },
+        },
+        None => {
+            no_effect.extend(["retryInitialBackoffMillis", "retryMaxBackoffMillis"]);
+            Destination::KinesisStream(kinesis_stream)
+        }
+    };
     fields.no_effect(
-        &[
-            "publishQueueCapacity",
-            "retryInitialBackoffMillis",
-            "retryMaxBackoffMillis",
-            "waitOnFullPublishQueueMillis",
-            "waitOnEmptyPublishQueueMillis",
-            "log.emitInternalMetrics",
-        ],
-        "queueing and retries are the producer's; memory is bounded by memoryBudgetBytes",
+        &no_effect,
+        "queueing and retries are the producer's (Firehose flows: the batcher's); memory is bounded by memoryBudgetBytes",
         warnings,
     );
-    let max_record_size = fields.number("maxRecordSizeBytes", (1 << 20) - 256, 64, (10 << 20) - 256)?;
+    // Firehose: 1,000 KiB per record; Streams: 1 MiB less the partition key.
+    let (default_max, max_max) = match destination {
+        Destination::DeliveryStream { .. } => (MAX_RECORD_BYTES as u64, MAX_RECORD_BYTES as u64),
+        Destination::KinesisStream(_) => ((1 << 20) - 256, (10 << 20) - 256),
+    };
+    let max_record_size = fields.number("maxRecordSizeBytes", default_max, 64, max_max)?;
     let terminator = fields.string("truncatedRecordTerminator")?.unwrap_or_else(|| "\n".into());
+    fields.show_default("truncatedRecordTerminator", "\"\\n\"");
     if terminator.len() as u64 >= max_record_size {
         return Err(ConfigError::Invalid {
             context: fields.context.clone(),
@@ -222,7 +349,7 @@ fn flow(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<FlowConfig, C
     let processor = Processor::new(converters, dead_letter_file.is_some(), framing.max_record_size);
     Ok(FlowConfig {
         file_pattern,
-        kinesis_stream,
+        destination,
         initial_position,
         partition_key,
         framing,
@@ -239,5 +366,6 @@ fn flow(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<FlowConfig, C
         copy_hold: millis(fields, "copyTruncateHoldMillis", 5000, 0, 3_600_000)?,
         processor,
         dead_letter_file,
+        effective: Vec::new(),
     })
 }

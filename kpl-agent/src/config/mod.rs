@@ -4,8 +4,8 @@
 //! Keys, defaults and ranges are the agent's (`AgentConfiguration.java`, `FileFlow.java`; see
 //! `shared/reference/kinesis-agent.md` (a)). Where we differ, the docs of [`AgentConfig`] and
 //! [`FlowConfig`] say so. Unknown keys are warned about (an error with `strict`); agent keys that have no
-//! effect here are warned about by name with the reason; keys whose meaning we cannot honour (Firehose
-//! flows, assumed roles) are errors, never silently ignored.
+//! effect here are warned about by name with the reason; keys whose meaning we cannot honour (Java
+//! credential providers, `fileFooterPattern`) are errors, never silently ignored.
 
 mod fields;
 mod flow;
@@ -17,8 +17,9 @@ use std::time::Duration;
 use kpl_tokio::ProducerConfig;
 use serde_json::Value;
 
+use crate::core::metrics::NAMESPACE;
 use fields::Fields;
-pub use flow::{FlowConfig, MAX_PARTITION_KEY_LEN, PartitionKeyOption};
+pub use flow::{Destination, FlowConfig, FlowDiff, MAX_PARTITION_KEY_LEN, PartitionKeyOption, diff_flows};
 
 /// A configuration that cannot be used; each names the file, the place and the key.
 #[derive(Debug, thiserror::Error)]
@@ -110,10 +111,21 @@ pub struct AgentConfig {
     pub checkpoint_ttl: Duration,
     /// `kinesis.endpoint`: the Kinesis endpoint (a URL, or a host name taken as `https://`).
     pub kinesis_endpoint: Option<String>,
+    /// `firehose.endpoint`: the Firehose endpoint of `deliveryStream` flows (a URL, or a host name taken
+    /// as `https://`). Their region is `kinesis.region` (the agent has no `firehose.region`).
+    pub firehose_endpoint: Option<String>,
     /// `kinesis.region` (default: the AWS SDK's region chain).
     pub kinesis_region: Option<String>,
     /// `awsAccessKeyId` and `awsSecretAccessKey`: static credentials, used instead of the SDK's chain.
     pub static_credentials: Option<(String, String)>,
+    /// `assumeRoleARN` and `assumeRoleExternalId`: the role assumed with the credentials above (static,
+    /// else the SDK's chain), through STS `AssumeRole` with the session name `AWSKinesisAgent` for an
+    /// hour, renewed before it expires, as the agent does.
+    pub assume_role: Option<AssumeRole>,
+    /// `sts.endpoint`: the STS endpoint for `assumeRoleARN` (a URL, or a host name taken as `https://`).
+    pub sts_endpoint: Option<String>,
+    /// The `cloudwatch.*` keys: the agent's metrics.
+    pub cloudwatch: CloudWatchConfig,
     /// `shutdownTimeoutMillis` (default 10000): how long a stop may take to deliver what was read.
     pub shutdown_timeout: Duration,
     /// `log.statusReportingPeriodSeconds` (default 30, 1..=86400): how often progress is logged.
@@ -122,14 +134,85 @@ pub struct AgentConfig {
     /// written, plus [`RECORD_OVERHEAD`](crate::shell::RECORD_OVERHEAD) per record in flight, for all
     /// flows together (framing, producer, retries). When it is reached, reading pauses.
     pub memory_budget_bytes: u64,
+    /// Ours, `maxOpenFiles` (default 512, at least 1): the most files open at once, shared equally by
+    /// the flows (each gets at least one). A file beyond it waits for a descriptor and loses nothing;
+    /// files read to their end give theirs up first (see [`crate::core::tailer`], "Open files"). The
+    /// default stays well under the usual `ulimit -n` of 1,024, leaving room for connections; the
+    /// Kinesis Agent keeps one open file per flow.
+    pub max_open_files: usize,
     /// Ours, `checkpointIntervalMillis` (default 1000, 10..=60000): how often checkpoints are committed.
     pub checkpoint_interval: Duration,
+    /// Every top-level key read, with its effective value and where it came from (flows' keys are in
+    /// [`FlowConfig::effective`]).
+    pub effective: Vec<Setting>,
     /// Ours, `producer`: the KPL's settings as an object of `.properties` keys
     /// (`{"AggregationEnabled": true, "RateLimit": 100}`). Unlike the KPL, `RecordTtl` defaults to
     /// "never" (the agent retries until written, the file being the buffer) and `ShardMapWait` to `Hold`
     /// (records wait for the shard map to be aggregated: a backlog read at startup would otherwise go out
     /// unaggregated; a stream whose shards cannot be listed then stalls, with a warning).
     pub producer: ProducerConfig,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Not given: the default.
+    Default,
+    /// Given in this file (`agent.json`, or a file of `agent.d/`).
+    File(String),
+    /// Given on the command line (it overrides the file).
+    CommandLine,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(file) => f.write_str(file),
+            Origin::CommandLine => f.write_str("command line"),
+        }
+    }
+}
+
+/// One key of the effective configuration, as `kpl agent check` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// Where in its file: empty for the top level, `flows[1]`, `flows[1] dataProcessingOptions[0]`.
+    pub scope: String,
+    /// The key, as in `agent.json` (`producer.RateLimit` for the KPL settings).
+    pub key: String,
+    /// The effective value: JSON-like (strings quoted), `(unset)` for an optional key not given.
+    pub value: String,
+    /// Where it came from.
+    pub origin: Origin,
+    /// What else to know: no effect (and why), unknown, read case-insensitively.
+    pub note: Option<String>,
+}
+
+/// A role to assume (`assumeRoleARN`, `assumeRoleExternalId`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRole {
+    /// The role's ARN.
+    pub arn: String,
+    /// The external id the role's trust policy asks for, if any.
+    pub external_id: Option<String>,
+}
+
+/// The `cloudwatch.*` keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudWatchConfig {
+    /// `cloudwatch.emitMetrics` (default true, as the agent's): upload the agent's metrics (see
+    /// [`crate::core::metrics`]); needs `cloudwatch:PutMetricData`. Failed uploads are logged and their
+    /// data dropped; records are never held back by them.
+    pub emit_metrics: bool,
+    /// `cloudwatch.endpoint`: the CloudWatch endpoint (a URL, or a host name taken as `https://`); the
+    /// region and credentials are the ones Kinesis uses.
+    pub endpoint: Option<String>,
+    /// `cloudwatch.namespace` (default `AWSKinesisAgent`).
+    pub namespace: String,
+    /// `cloudwatch.metricsBufferTimeMillis` (default 30000, 100..=3600000): how often metrics are
+    /// uploaded, one batch each time (counters as their increase since the previous upload).
+    pub upload_interval: Duration,
 }
 
 /// A configuration and the warnings about it.
@@ -182,10 +265,11 @@ pub fn parse(
     strict: bool,
 ) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
-    let mut top = Fields::new(json(name, text)?, name.into())?;
+    let mut agent_d_settings = Vec::new();
+    let mut top = Fields::new(json(name, text)?, name, String::new())?;
     let mut flows = flow::flows(&mut top, &mut warnings, strict)?;
     for (file, text) in agent_d {
-        let parsed = json(file, text).and_then(|value| Fields::new(value, file.clone()));
+        let parsed = json(file, text).and_then(|value| Fields::new(value, file, String::new()));
         let mut extra = match parsed {
             Ok(extra) => extra,
             Err(error) if !strict => {
@@ -195,7 +279,8 @@ pub fn parse(
             Err(error) => return Err(error),
         };
         flows.extend(flow::flows(&mut extra, &mut warnings, strict)?);
-        extra.no_effect_all("only flows are read from agent.d files", &mut warnings);
+        let ignored = extra.no_effect_all("only flows are read from agent.d files", &mut warnings);
+        agent_d_settings.extend(ignored);
     }
     if flows.is_empty() {
         return Err(ConfigError::NoFlows);
@@ -205,10 +290,11 @@ pub fn parse(
     if let Some(pair) = ids.windows(2).find(|pair| pair[0] == pair[1]) {
         return Err(ConfigError::DuplicateFlow(pair[0].clone()));
     }
-    let config = top_level(&mut top, flows, &mut warnings)?;
-    top.finish(strict, &mut warnings)?;
+    let mut config = top_level(&mut top, flows, &mut warnings)?;
+    config.effective = top.finish(strict, &mut warnings)?;
+    config.effective.extend(agent_d_settings);
     let limit = config.producer.max_record_size();
-    for flow in &config.flows {
+    for flow in config.flows.iter().filter(|flow| matches!(flow.destination, Destination::KinesisStream(_))) {
         let needed = flow.framing.max_record_size as u64 + flow::MAX_PARTITION_KEY_LEN as u64;
         if needed > limit {
             return Err(ConfigError::Invalid {
@@ -230,27 +316,13 @@ fn top_level(
     warnings: &mut Vec<String>,
 ) -> Result<AgentConfig, ConfigError> {
     top.unsupported(
-        &["assumeRoleARN", "assumeRoleExternalId", "userDefinedCredentialsProvider.classname"],
+        &["userDefinedCredentialsProvider.classname"],
         "use the AWS SDK's credential chain (AWS_PROFILE with role_arn, AWS_ROLE_ARN, instance roles)",
     )?;
     top.no_effect(&["userDefinedCredentialsProvider.location"], "no Java credential providers", warnings);
-    if top.boolean("cloudwatch.emitMetrics", false)? {
-        warnings.push(format!(
-            "{}: cloudwatch.emitMetrics: kpl agent does not upload metrics to CloudWatch yet; counters are logged",
-            top.context
-        ));
-    }
     top.no_effect(
-        &[
-            "cloudwatch.endpoint",
-            "cloudwatch.namespace",
-            "cloudwatch.metricsBufferTimeMillis",
-            "cloudwatch.metricsQueueSize",
-            "cloudwatch.tagInstance",
-            "log.emitMetrics",
-            "log.emitInternalMetrics",
-        ],
-        "no CloudWatch upload yet; progress is logged",
+        &["cloudwatch.metricsQueueSize", "cloudwatch.tagInstance", "log.emitMetrics", "log.emitInternalMetrics"],
+        "metrics are uploaded as one batch per cloudwatch.metricsBufferTimeMillis and logged in the progress lines",
         warnings,
     );
     top.no_effect(
@@ -276,7 +348,6 @@ fn top_level(
         "sending is the producer's: set MaxConnections, RequestTimeout... in `producer`",
         warnings,
     );
-    top.no_effect(&["firehose.endpoint", "sts.endpoint"], "no Firehose flows or STS roles yet", warnings);
     top.no_effect(
         &["log.level", "log.file", "log.maxBackupIndex", "log.maxFileSize"],
         "removed from the Kinesis Agent in 2018; set RUST_LOG",
@@ -294,12 +365,36 @@ fn top_level(
             });
         }
     };
+    let assume_role = match (top.string("assumeRoleARN")?, top.string("assumeRoleExternalId")?) {
+        (Some(arn), external_id) => Some(AssumeRole { arn, external_id }),
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(ConfigError::Missing {
+                context: top.context.clone(),
+                key: "assumeRoleARN (assumeRoleExternalId is set)".into(),
+            });
+        }
+    };
     Ok(AgentConfig {
         flows,
+        assume_role,
+        sts_endpoint: top.string("sts.endpoint")?,
+        cloudwatch: CloudWatchConfig {
+            emit_metrics: top.boolean("cloudwatch.emitMetrics", true)?,
+            endpoint: top.string("cloudwatch.endpoint")?,
+            namespace: namespace(top)?,
+            upload_interval: Duration::from_millis(top.number(
+                "cloudwatch.metricsBufferTimeMillis",
+                30_000,
+                100,
+                3_600_000,
+            )?),
+        },
         checkpoint_file: top.string("checkpointFile")?.map(PathBuf::from),
         checkpoint_ttl: Duration::from_secs(86_400 * top.number("checkpointTimeToLiveDays", 7, 1, 3650)?),
         kinesis_endpoint: top.string("kinesis.endpoint")?,
         kinesis_region: top.string("kinesis.region")?,
+        firehose_endpoint: top.string("firehose.endpoint")?,
         static_credentials,
         shutdown_timeout: Duration::from_millis(top.number("shutdownTimeoutMillis", 10_000, 0, 3_600_000)?),
         status_reporting_period: Duration::from_secs(top.number(
@@ -309,6 +404,7 @@ fn top_level(
             86_400,
         )?),
         memory_budget_bytes: top.number("memoryBudgetBytes", 64 << 20, 4 << 20, u64::MAX >> 1)?,
+        max_open_files: usize::try_from(top.number("maxOpenFiles", 512, 1, 1 << 24)?).unwrap_or(512),
         checkpoint_interval: Duration::from_millis(top.number(
             "checkpointIntervalMillis",
             1000,
@@ -316,7 +412,23 @@ fn top_level(
             60_000,
         )?),
         producer: producer(top, warnings)?,
+        effective: Vec::new(),
     })
+}
+
+/// `cloudwatch.namespace`, checked as CloudWatch wants it.
+fn namespace(top: &mut Fields) -> Result<String, ConfigError> {
+    let namespace = top.string("cloudwatch.namespace")?.unwrap_or_else(|| NAMESPACE.into());
+    top.show_default("cloudwatch.namespace", &format!("{namespace:?}"));
+    match kpl_tokio::MetricsConfig::default().namespace(namespace.clone()) {
+        Ok(_) => Ok(namespace),
+        Err(error) => Err(ConfigError::Invalid {
+            context: top.context.clone(),
+            key: "cloudwatch.namespace".into(),
+            value: format!("{namespace:?}"),
+            expected: error.to_string(),
+        }),
+    }
 }
 
 /// The `producer` object as KPL properties, with `RecordTtl` defaulting to never.
@@ -336,10 +448,12 @@ fn producer(top: &mut Fields, warnings: &mut Vec<String>) -> Result<ProducerConf
     let mut properties = String::new();
     if !object.contains_key("RecordTtl") {
         properties.push_str(&format!("RecordTtl = {RECORD_TTL_NEVER}\n"));
+        top.record("producer.RecordTtl", format!("{RECORD_TTL_NEVER} (never)"), false);
     }
     // A backlog read at startup would otherwise go out unaggregated before the first ListShards answer.
     if !object.contains_key("ShardMapWait") {
         properties.push_str("ShardMapWait = Hold\n");
+        top.record("producer.ShardMapWait", "Hold", false);
     }
     for (key, value) in &object {
         let value = match value {
@@ -347,7 +461,9 @@ fn producer(top: &mut Fields, warnings: &mut Vec<String>) -> Result<ProducerConf
             other => other.to_string(),
         };
         properties.push_str(&format!("{key} = {value}\n"));
+        top.record(&format!("producer.{key}"), value, true);
     }
+    top.record("producer.*", "the KPL's defaults", false);
     let loaded = ProducerConfig::from_properties(&properties)?;
     warnings.extend(loaded.warnings.iter().map(|warning| format!("producer: {warning}")));
     if !loaded.other_settings.is_empty() {

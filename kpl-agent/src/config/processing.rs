@@ -14,16 +14,19 @@ use crate::core::processors::{
 
 /// The converters of `dataProcessingOptions` (absent or null: none).
 pub(super) fn converters(
-    value: Option<Value>,
-    context: &str,
+    flow: &mut Fields,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Converter>, ConfigError> {
-    let items = match value {
-        None | Some(Value::Null) => return Ok(Vec::new()),
+    let context = flow.context.clone();
+    let items = match flow.take("dataProcessingOptions") {
+        None | Some(Value::Null) => {
+            flow.record("dataProcessingOptions", "[]", false);
+            return Ok(Vec::new());
+        }
         Some(Value::Array(items)) => items,
         Some(other) => {
             return Err(ConfigError::Invalid {
-                context: context.into(),
+                context,
                 key: "dataProcessingOptions".into(),
                 value: other.to_string(),
                 expected: "a list of processing options".into(),
@@ -32,10 +35,11 @@ pub(super) fn converters(
     };
     let mut converters = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        let mut fields = Fields::new(item, format!("{context} dataProcessingOptions[{index}]"))?;
+        let scope = format!("{} dataProcessingOptions[{index}]", flow.scope);
+        let mut fields = Fields::new(item, &flow.file, scope)?;
         converters.push(converter(&mut fields, warnings)?);
         // Unknown keys are refused whatever `strict` says.
-        fields.finish(true, warnings)?;
+        flow.settings.extend(fields.finish(true, warnings)?);
     }
     Ok(converters)
 }
@@ -46,7 +50,11 @@ fn invalid(fields: &Fields, why: impl Into<String>) -> ConfigError {
 
 /// A list of strings.
 fn names(fields: &mut Fields, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
-    let Some(value) = fields.take(key) else { return Ok(None) };
+    let Some(value) = fields.take(key) else {
+        fields.record(key, "(unset)", false);
+        return Ok(None);
+    };
+    fields.record(key, value.to_string(), true);
     let names: Option<Vec<String>> = value
         .as_array()
         .and_then(|items| items.iter().map(|item| item.as_str().map(str::to_owned)).collect());
@@ -183,7 +191,9 @@ fn log_to_json(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Conver
 fn add_metadata(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Converter, ConfigError> {
     // The agent reads `timestamp` with `new Boolean((String) ...)`: only the string "true" (any case)
     // is true, and a JSON boolean fails at startup. We take a JSON boolean or "true"/"false".
-    let timestamp = match fields.take("timestamp") {
+    let given = fields.take("timestamp");
+    let present = given.as_ref().is_some_and(|value| !value.is_null());
+    let timestamp = match given {
         None | Some(Value::Null) => false,
         Some(Value::Bool(value)) => value,
         Some(Value::String(text)) if text.eq_ignore_ascii_case("true") => true,
@@ -197,7 +207,9 @@ fn add_metadata(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<Conve
             });
         }
     };
+    fields.record("timestamp", timestamp.to_string(), present);
     let metadata = fields.take("metadata").unwrap_or(Value::Null);
+    fields.record("metadata", metadata.to_string(), !metadata.is_null());
     let json = json_format(fields, warnings)?;
     Ok(Converter::AddMetadata(AddMetadata { metadata, timestamp, json }))
 }

@@ -67,9 +67,9 @@ fn keys_without_effect_are_named_and_unsupported_ones_refused() {
     assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
     assert!(loaded.warnings.iter().any(|w| w.contains("log.level has no effect")));
     for text in [
-        r#"{"flows": [{"filePattern": "/a", "deliveryStream": "s"}]}"#,
+        r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s", "aggregatedRecordSizeBytes": 100}]}"#,
         r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": "USINGPLUGGIN"}]}]}"#,
-        r#"{"assumeRoleARN": "arn:aws:iam::1:role/x", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#,
+        r#"{"userDefinedCredentialsProvider.classname": "x.Y", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#,
     ] {
         assert!(
             matches!(parse("agent.json", text, &[], false), Err(ConfigError::Unsupported { .. })),
@@ -129,4 +129,130 @@ fn the_producer_object_holds_kpl_settings() {
     assert_eq!(producer.aggregation(), kpl_tokio::AggregationPolicy::Off);
     assert_eq!(producer.record_ttl(), Duration::from_secs(60));
     assert_eq!(producer.rate_limit(), 90);
+}
+
+#[test]
+fn cloudwatch_and_role_keys_are_read_with_the_agents_defaults() {
+    let defaults = parse_ok(r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#).config;
+    assert!(defaults.cloudwatch.emit_metrics, "the agent emits metrics by default");
+    assert_eq!(defaults.cloudwatch.namespace, "AWSKinesisAgent");
+    assert_eq!(defaults.cloudwatch.upload_interval, Duration::from_secs(30));
+    assert_eq!((defaults.assume_role, defaults.sts_endpoint), (None, None));
+    let loaded = parse_ok(
+        r#"{"cloudwatch.emitMetrics": "no", "cloudwatch.endpoint": "http://127.0.0.1:1",
+        "cloudwatch.metricsBufferTimeMillis": 500, "cloudwatch.tagInstance": true,
+        "assumeRoleARN": "arn:aws:iam::1:role/x", "assumeRoleExternalId": "ext", "sts.endpoint": "sts.local",
+        "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#,
+    );
+    let config = loaded.config;
+    assert!(!config.cloudwatch.emit_metrics);
+    assert_eq!(config.cloudwatch.endpoint.as_deref(), Some("http://127.0.0.1:1"));
+    assert_eq!(config.cloudwatch.upload_interval, Duration::from_millis(500));
+    assert_eq!(
+        config.assume_role,
+        Some(AssumeRole { arn: "arn:aws:iam::1:role/x".into(), external_id: Some("ext".into()) })
+    );
+    assert_eq!(config.sts_endpoint.as_deref(), Some("sts.local"));
+    assert_eq!(loaded.warnings.len(), 1, "tagInstance has no effect: {:?}", loaded.warnings);
+    let orphan = r#"{"assumeRoleExternalId": "ext", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#;
+    assert!(matches!(parse("agent.json", orphan, &[], false), Err(ConfigError::Missing { .. })));
+}
+
+fn setting<'a>(settings: &'a [Setting], scope: &str, key: &str) -> &'a Setting {
+    let found = settings.iter().find(|s| s.scope == scope && s.key == key);
+    found.unwrap_or_else(|| panic!("no {scope} {key} in {settings:#?}"))
+}
+
+#[test]
+fn every_key_read_is_reported_with_its_value_and_origin() {
+    let extra = vec![(
+        "agent.d/b.json".to_string(),
+        r#"{"flows": [{"filePattern": "/b", "kinesisStream": "s2",
+            "dataProcessingOptions": [{"optionName": "CSVTOJSON", "customFieldNames": ["a", "b"]}]}],
+            "x": 1}"#
+            .into(),
+    )];
+    let config = parse("agent.json", SAMPLE, &extra, false).unwrap().config;
+    let top = &config.effective;
+    let ttl = setting(top, "", "checkpointTimeToLiveDays");
+    assert_eq!((ttl.value.as_str(), &ttl.origin), ("7", &Origin::Default));
+    let endpoint = setting(top, "", "kinesis.endpoint");
+    assert_eq!(endpoint.value, "\"http://127.0.0.1:4567\"");
+    assert_eq!(endpoint.origin, Origin::File("agent.json".into()));
+    assert_eq!(setting(top, "", "cloudwatch.emitMetrics").value, "false");
+    assert_eq!(setting(top, "", "producer.ShardMapWait").origin, Origin::Default);
+    let ignored = setting(top, "", "x");
+    assert_eq!(ignored.origin, Origin::File("agent.d/b.json".into()));
+    assert!(ignored.note.as_deref().unwrap().contains("no effect"), "{ignored:?}");
+
+    let flow = &config.flows[0].effective;
+    let position = setting(flow, "flows[0]", "initialPosition");
+    assert_eq!(
+        (position.value.as_str(), &position.origin),
+        ("START_OF_FILE", &Origin::File("agent.json".into()))
+    );
+    let age = setting(flow, "flows[0]", "maxBufferAgeMillis");
+    assert_eq!(age.value, "1000", "a string read as the number it holds");
+    let oversize = setting(flow, "flows[0]", "oversizeRecordPolicy");
+    assert_eq!((oversize.value.as_str(), &oversize.origin), ("TRUNCATE", &Origin::Default));
+    assert_eq!(setting(flow, "flows[0]", "dataProcessingOptions").value, "[]");
+
+    let other = &config.flows[1].effective;
+    let stream = setting(other, "flows[0]", "kinesisStream");
+    assert_eq!(stream.origin, Origin::File("agent.d/b.json".into()));
+    let option = setting(other, "flows[0] dataProcessingOptions[0]", "optionName");
+    assert_eq!(option.value, "\"CSVTOJSON\"");
+    assert_eq!(setting(other, "flows[0] dataProcessingOptions[0]", "delimiter").origin, Origin::Default);
+}
+
+#[test]
+fn flows_are_diffed_by_id_and_effective_settings() {
+    let flows = |text: &str| parse_ok(text).config.flows;
+    let old = flows(
+        r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s"}, {"filePattern": "/b", "kinesisStream": "s"},
+            {"filePattern": "/c", "kinesisStream": "s"}]}"#,
+    );
+    let new = flows(
+        r#"{"flows": [{"filePattern": "/b", "kinesisStream": "s"},
+            {"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": "ADDBRACKETS"}]},
+            {"filePattern": "/d", "kinesisStream": "s"}]}"#,
+    );
+    let diff = diff_flows(&old, &new);
+    assert_eq!(diff.added, ["kinesis:s:/d"]);
+    assert_eq!(diff.removed, ["kinesis:s:/c"]);
+    assert_eq!(diff.changed, ["kinesis:s:/a"]);
+    assert_eq!(diff.unchanged, ["kinesis:s:/b"], "moved in the list, not changed");
+    let same = diff_flows(&old, &old);
+    assert_eq!(
+        (same.added.len(), same.removed.len(), same.changed.len(), same.unchanged.len()),
+        (0, 0, 0, 3)
+    );
+}
+
+#[test]
+fn firehose_flows_take_the_agents_keys_and_limits() {
+    let loaded = parse_ok(
+        r#"{"firehose.endpoint": "firehose.example", "flows": [
+        {"filePattern": "/a", "deliveryStream": "fh", "kinesisStream": "ignored",
+         "aggregatedRecordSizeBytes": 4096, "maxBufferAgeMillis": 2000, "maxBufferSizeRecords": 100,
+         "retryInitialBackoffMillis": 50}]}"#,
+    );
+    let config = loaded.config;
+    assert_eq!(config.firehose_endpoint.as_deref(), Some("firehose.example"));
+    let flow = &config.flows[0];
+    assert_eq!(flow.id(), "fh:fh:/a", "deliveryStream wins, as with the agent");
+    assert_eq!(flow.destination.to_string(), "DeliveryStream:fh");
+    let Destination::DeliveryStream { batching, .. } = &flow.destination else { panic!("{flow:?}") };
+    assert_eq!(batching.aggregated_record_size, 4096);
+    assert_eq!(batching.max_buffer_age, Duration::from_secs(2));
+    assert_eq!((batching.max_batch_records, batching.max_batch_bytes), (100, 4 << 20));
+    assert_eq!(batching.retry_initial, Duration::from_millis(50));
+    assert_eq!(flow.framing.max_record_size, 1000 << 10, "1,000 KiB per Firehose record");
+    for text in [
+        r#"{"flows": [{"filePattern": "/a", "deliveryStream": "s", "aggregatedRecordSizeBytes": 1024001}]}"#,
+        r#"{"flows": [{"filePattern": "/a", "deliveryStream": "s", "maxBufferSizeBytes": 4194305}]}"#,
+        r#"{"flows": [{"filePattern": "/a", "deliveryStream": "s", "maxRecordSizeBytes": 1024001}]}"#,
+    ] {
+        assert!(parse("agent.json", text, &[], false).is_err(), "{text}");
+    }
 }

@@ -77,7 +77,14 @@ pub enum SkipReason {
     Oversize,
     /// The rest of an overlong line after its truncated or dropped start.
     DiscardedTail,
+    /// Bytes read only to find where the last line of a file starts, when reading starts at its end
+    /// (`initialPosition` `END_OF_FILE`, [`Framer::at_end`]): the lines complete before the end.
+    BeforeStart,
 }
+
+/// How far back from a file's end [`Framer::at_end`] looks for the start of its last line (the Kinesis
+/// Agent looks in its last read buffer, 4 or 5 MiB; a last line longer than this is skipped whole).
+pub const END_WINDOW: u64 = 64 << 10;
 
 /// One framed item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,8 +125,10 @@ pub struct Framer {
     /// Multi-line: the complete lines of the pending record, `[emitted, line_start)`.
     record: Vec<u8>,
     headers_left: u64,
-    /// The rest of the current line is discarded (after an oversize record).
-    discarding: bool,
+    /// The rest of the current line is discarded (after an oversize record, or at a start mid-line).
+    discarding: Option<SkipReason>,
+    /// Lines ending at or before this offset are skipped ([`Framer::at_end`]).
+    skip_until: u64,
     last_data: Option<Instant>,
 }
 
@@ -133,9 +142,37 @@ impl Framer {
             line: Vec::new(),
             record: Vec::new(),
             headers_left: if offset == 0 { config.skip_header_lines } else { 0 },
-            discarding: false,
+            discarding: None,
+            skip_until: 0,
             last_data: None,
         }
+    }
+
+    /// A framer for a file of `size` bytes read from the start of its last line (`initialPosition`
+    /// `END_OF_FILE`, as the Kinesis Agent starts: after the last line boundary): reading starts
+    /// [`END_WINDOW`] before the end (at [`consumed`](Self::consumed)); the bytes up to the first `\n`
+    /// there and the lines that end by `size` are skipped ([`SkipReason::BeforeStart`]), and the line
+    /// being written at `size` is sent whole once complete. Never a fragment: a last line longer than the
+    /// window is skipped whole.
+    pub fn at_end(size: u64) -> Framer {
+        let start = size.saturating_sub(END_WINDOW);
+        Framer {
+            emitted: start,
+            consumed: start,
+            line_start: start,
+            line: Vec::new(),
+            record: Vec::new(),
+            headers_left: 0,
+            discarding: (start > 0).then_some(SkipReason::BeforeStart),
+            skip_until: size,
+            last_data: None,
+        }
+    }
+
+    /// Whether its offsets are not at a line start yet ([`Framer::at_end`] before the first `\n`):
+    /// there is no checkpoint to save, and a restart starts over.
+    pub fn seeking_line_start(&self) -> bool {
+        self.discarding == Some(SkipReason::BeforeStart)
     }
 
     /// Where the next read starts: the offset after the last byte pushed.
@@ -172,10 +209,16 @@ impl Framer {
     /// `\n` after `partial_line_flush`. With `force` (the file was rotated away and read to its end),
     /// sends everything held at once.
     pub fn poll(&mut self, config: &FramingConfig, now: Instant, force: bool, out: &mut Vec<Framed>) {
+        if force && self.seeking_line_start() {
+            // The file is finished: what was skipped was its last, partial line.
+            self.discarding = None;
+        }
         let Some(last) = self.last_data else { return };
         let quiet = now.saturating_duration_since(last);
         let partial_due = force || config.partial_line_flush.is_some_and(|wait| quiet >= wait);
         if !self.line.is_empty() && partial_due {
+            // The line being written when reading started at the end is sent, not skipped.
+            self.skip_until = self.skip_until.min(self.line_start);
             self.end_line(config, out);
         }
         let record_due = force || partial_due || quiet >= config.multi_line_flush;
@@ -187,19 +230,21 @@ impl Framer {
     /// Appends bytes of the current line, enforcing the size limit as they come.
     fn take(&mut self, config: &FramingConfig, part: &[u8], ends_line: bool, out: &mut Vec<Framed>) {
         self.consumed += part.len() as u64;
-        if self.discarding {
-            out.push(Framed::Skip {
-                start: self.emitted,
-                end: self.consumed,
-                reason: SkipReason::DiscardedTail,
-            });
+        if let Some(reason) = self.discarding {
+            out.push(Framed::Skip { start: self.emitted, end: self.consumed, reason });
             self.emitted = self.consumed;
             self.line_start = self.consumed;
-            self.discarding = !ends_line;
+            if ends_line {
+                self.discarding = None;
+            }
             return;
         }
         self.line.extend_from_slice(part);
         let max = config.max_record_size;
+        if self.consumed <= self.skip_until {
+            // A line before the start (at most END_WINDOW bytes), or the start of the last one.
+            return;
+        }
         if self.headers_left > 0 {
             // A header line is skipped whole: no need to keep more of it than the limit.
             self.line.truncate(max);
@@ -249,7 +294,7 @@ impl Framer {
         self.emitted = self.consumed;
         self.line_start = self.consumed;
         // The line's `\n` is in `part` when it ended here; otherwise the rest of the line is discarded.
-        self.discarding = !ends_line;
+        self.discarding = (!ends_line).then_some(SkipReason::DiscardedTail);
         if ends_line {
             // Nothing of this line is left for `end_line`.
             self.line_start = self.consumed;
@@ -262,10 +307,11 @@ impl Framer {
             // Already emitted (an oversize line) or discarded.
             return;
         }
-        if self.headers_left > 0 {
-            self.headers_left -= 1;
+        if self.headers_left > 0 || self.consumed <= self.skip_until {
+            let reason = if self.headers_left > 0 { SkipReason::Header } else { SkipReason::BeforeStart };
+            self.headers_left = self.headers_left.saturating_sub(1);
             self.line.clear();
-            out.push(Framed::Skip { start: self.emitted, end: self.consumed, reason: SkipReason::Header });
+            out.push(Framed::Skip { start: self.emitted, end: self.consumed, reason });
             self.emitted = self.consumed;
             self.line_start = self.consumed;
             return;

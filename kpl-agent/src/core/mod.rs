@@ -6,17 +6,22 @@
 //! - [`framing`]: bytes into records with their byte ranges;
 //! - [`progress`]: checkpoint arithmetic tied to delivery;
 //! - [`tailer`]: one flow's discovery diffing, rotation decisions and per-file state;
+//! - [`metrics`]: the agent's CloudWatch metrics (names, dimension, deltas) from counters and gauges;
+//! - [`firehose`]: batching, record joining and per-record retries of Firehose flows;
 //! - [`process`]: the processing step between framing and delivery, the chain of
 //!   [`processors`] (the agent's `dataProcessingOptions`).
 
+pub mod firehose;
 pub mod framing;
 pub mod identity;
+pub mod metrics;
 pub mod notice;
 pub mod process;
 pub mod processors;
 pub mod progress;
 pub mod tailer;
 
+pub use firehose::{BatchOutcome, FirehoseBatcher, FirehoseConfig, FirehoseStats, Part, PutBatch};
 pub use framing::{Framed, Framer, FramingConfig, OversizePolicy, SkipReason};
 pub use identity::{FINGERPRINT_MAX_LEN, FileId, Fingerprint};
 pub use notice::Notice;
@@ -26,6 +31,6 @@ pub use progress::{NotContiguous, Progress};
 mod testing;
 
 pub use tailer::{
-    Action, FileKey, HandleCheck, InitialPosition, Observation, SavedCheckpoint, TailRecord, Tailer,
-    TailerConfig, TailerStats,
+    Action, FileKey, FileStatus, HandleCheck, InitialPosition, Observation, SavedCheckpoint, TailRecord,
+    Tailer, TailerConfig, TailerStats,
 };

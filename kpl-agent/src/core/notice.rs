@@ -92,6 +92,22 @@ pub enum Notice {
         /// Why.
         reason: String,
     },
+    /// Files with bytes to read wait for a descriptor: `maxOpenFiles` is reached and every open file is
+    /// being read. They are read as descriptors free up; nothing is skipped. Said when waiting begins.
+    OpenFilesLimit {
+        /// Files with bytes to read and no descriptor.
+        waiting: usize,
+        /// The flow's share of `maxOpenFiles`.
+        limit: usize,
+    },
+    /// A rotated file read to its end was closed before `closeInactiveMillis` to give its descriptor to
+    /// a file with bytes to read: it is looked for by identity (device, inode and first bytes) in its
+    /// directory and reopened if found grown; bytes written to it once it has left that directory cannot
+    /// be read. (Live files closed early are counted only: a scan reopens them when they grow.)
+    ClosedEarly {
+        /// The file.
+        path: PathBuf,
+    },
     /// A bug: framing produced a range that does not follow the previous one. The file's checkpoint stops.
     Internal {
         /// The file.
@@ -158,6 +174,15 @@ impl std::fmt::Display for Notice {
             Notice::LostHandle { path, reason } => write!(
                 f,
                 "{}: cannot reopen ({reason}); what it held past the read offset is not sent",
+                path.display()
+            ),
+            Notice::OpenFilesLimit { waiting, limit } => write!(
+                f,
+                "{waiting} files with bytes to read wait for a descriptor (maxOpenFiles: {limit} for this flow); they are read as descriptors free up, nothing is skipped"
+            ),
+            Notice::ClosedEarly { path } => write!(
+                f,
+                "{}: rotated, read to its end and closed before closeInactiveMillis to free a descriptor; looked for by identity in its directory and reopened if it grows there",
                 path.display()
             ),
             Notice::Internal { path, message } => {

@@ -6,6 +6,10 @@
 //! confirmed in any order, and the checkpoint is the low-water mark: the start of the oldest unconfirmed
 //! range, or the end of the last issued one when none is outstanding. It never passes a byte that is not
 //! confirmed.
+//!
+//! Ranges confirmed above the checkpoint ([`Progress::completed_above`]) are saved with it, so that after
+//! a crash a record read again that lies wholly inside one of them is not sent again
+//! ([`Progress::completed_before`]): only what was really in flight is re-sent.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +20,9 @@ pub struct Progress {
     next: u64,
     /// Unconfirmed ranges: start → end.
     outstanding: BTreeMap<u64, u64>,
+    /// Ranges confirmed in an earlier run (from a saved checkpoint), sorted and disjoint, that end above
+    /// `next`: not read again yet.
+    restored: Vec<(u64, u64)>,
 }
 
 /// A range issued out of order: not contiguous with the previous one.
@@ -33,7 +40,59 @@ pub struct NotContiguous {
 impl Progress {
     /// Progress of a file read from `offset` on (its checkpoint, or 0).
     pub fn starting_at(offset: u64) -> Progress {
-        Progress { next: offset, outstanding: BTreeMap::new() }
+        Progress::resuming(offset, &[])
+    }
+
+    /// Progress of a file resumed at its checkpoint `offset`, with the ranges above it that an earlier
+    /// run saved as confirmed ([`completed_above`](Self::completed_above)); ranges below `offset`,
+    /// empty or overlapping ones are ignored.
+    pub fn resuming(offset: u64, completed: &[(u64, u64)]) -> Progress {
+        let mut ranges: Vec<(u64, u64)> =
+            completed.iter().copied().filter(|&(start, end)| start >= offset && end > start).collect();
+        ranges.sort_unstable();
+        let mut restored: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            if restored.last().is_none_or(|last| last.1 <= start) {
+                restored.push((start, end));
+            }
+        }
+        Progress { next: offset, outstanding: BTreeMap::new(), restored }
+    }
+
+    /// Whether the record `[start, end)` lies wholly inside a range an earlier run confirmed: its bytes
+    /// were written (or needed no delivery) then, so it is [`skip`](Self::skip)ped instead of sent again.
+    pub fn completed_before(&self, start: u64, end: u64) -> bool {
+        let after = self.restored.partition_point(|range| range.0 <= start);
+        after > 0 && self.restored[after - 1].1 >= end
+    }
+
+    /// The ranges above the checkpoint that are confirmed (or skipped), sorted: at most `max`, the
+    /// longest. What a checkpoint saves besides its offset; any subset of them is safe to save.
+    pub fn completed_above(&self, max: usize) -> Vec<(u64, u64)> {
+        let mut ranges = Vec::new();
+        let mut cursor = self.low_water();
+        for (&start, &end) in &self.outstanding {
+            if start > cursor {
+                ranges.push((cursor, start));
+            }
+            cursor = end;
+        }
+        if self.next > cursor {
+            ranges.push((cursor, self.next));
+        }
+        for &(start, end) in &self.restored {
+            let start = start.max(self.next);
+            match ranges.last_mut() {
+                Some(last) if last.1 == start => last.1 = end,
+                _ => ranges.push((start, end)),
+            }
+        }
+        if ranges.len() > max {
+            ranges.sort_unstable_by_key(|&(start, end)| std::cmp::Reverse(end - start));
+            ranges.truncate(max);
+            ranges.sort_unstable();
+        }
+        ranges
     }
 
     /// A record's range, now being sent. Ranges must follow one another; an empty one is ignored.
@@ -56,6 +115,8 @@ impl Progress {
             return Err(NotContiguous { start, end, expected: self.next });
         }
         self.next = end;
+        let passed = self.restored.partition_point(|range| range.1 <= end);
+        self.restored.drain(..passed);
         Ok(())
     }
 
@@ -109,6 +170,27 @@ mod tests {
         assert_eq!(progress.issue(6, 8), Err(NotContiguous { start: 6, end: 8, expected: 5 }));
         assert!(progress.issue(4, 8).is_err());
         assert!(progress.skip(5, 4).is_err());
+    }
+
+    #[test]
+    fn completed_ranges_above_the_checkpoint_are_saved_and_restored() {
+        let mut progress = Progress::starting_at(0);
+        for start in (0..100).step_by(10) {
+            progress.issue(start, start + 10).unwrap();
+        }
+        for start in [0, 20, 30, 60, 90] {
+            progress.confirm(start);
+        }
+        assert_eq!(progress.low_water(), 10);
+        assert_eq!(progress.completed_above(8), vec![(20, 40), (60, 70), (90, 100)]);
+        assert_eq!(progress.completed_above(2), vec![(20, 40), (60, 70)], "the longest");
+        let resumed = Progress::resuming(10, &progress.completed_above(8));
+        assert!(resumed.completed_before(20, 30) && resumed.completed_before(30, 40));
+        assert!(resumed.completed_before(20, 40), "framed differently, still inside");
+        assert!(!resumed.completed_before(35, 45), "partly outside: sent again");
+        assert!(!resumed.completed_before(10, 20));
+        assert_eq!(resumed.completed_above(8), vec![(20, 40), (60, 70), (90, 100)], "kept until read again");
+        assert_eq!(Progress::resuming(50, &[(20, 40), (60, 70)]).completed_above(8), vec![(60, 70)]);
     }
 
     proptest! {

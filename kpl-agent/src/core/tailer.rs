@@ -7,9 +7,10 @@
 //! 2. On every directory scan, [`Tailer::on_scan`] gets one [`Observation`] per file matched by the
 //!    flow's pattern (plus, on the first scan, the files in [`Tailer::leftover_dirs`], `matched: false`)
 //!    and returns [`Action`]s: open a file at an offset, reopen one elsewhere (copytruncate), close one.
-//!    After an `Open` or `Reopen`, save [`Tailer::dirty_checkpoints`] before reading: a file is in the
-//!    store before anything of it is sent, so that a crash can find it again even once it is rotated
-//!    out of the pattern.
+//!    After an `Open` or `Reopen`, or when [`Tailer::has_unsaved_files`] (a file waiting for a
+//!    descriptor), save [`Tailer::dirty_checkpoints`] before reading: a file is in the store before
+//!    anything of it is sent, so that a crash can find it again even once it is rotated out of the
+//!    pattern.
 //! 3. Between scans the shell reads each file of [`Tailer::readable`] that has grown and passes
 //!    [`Tailer::check_handle`] at its offset, and hands the bytes to [`Tailer::on_data`] (or, when a read returns nothing, calls [`Tailer::on_eof`]); records come out.
 //! 4. Each record's outcome: [`Tailer::on_delivered`] once the producer confirmed it written.
@@ -33,18 +34,38 @@
 //!   fingerprint resumes there; one that shrank below it was truncated while we were stopped and is read
 //!   from 0 ([`Notice::ShrankWhileStopped`]); one with another head is a reused inode, new content, read
 //!   from 0 ([`Notice::InodeReused`]). Files found on the first scan without a checkpoint start at
-//!   `initialPosition`; every later file at 0.
+//!   `initialPosition`; every later file at 0. `END_OF_FILE` starts at a line boundary, as the agent
+//!   does: the line being written is sent whole ([`Framer::at_end`]; nothing is saved for the file
+//!   until that boundary is found, so a crash before it starts over).
+//! - **Completed ranges**: a checkpoint saves, besides its offset, the longest ranges above it that are
+//!   confirmed ([`MAX_SAVED_RANGES`]); after a restart, a record read again that lies wholly inside one
+//!   is not sent again ([`TailerStats::already_delivered`]).
+//!
+//! # Open files
+//!
+//! At most [`TailerConfig::max_open_files`] files are open at once. Below the limit every tracked file
+//! is open, as without one. At the limit, a file with bytes to read waits for a descriptor (it is
+//! tracked, its progress kept; nothing of it is skipped), and open files read to their end give theirs
+//! up first ([`Action::Release`]; live files before rotated ones, the longest quiet first). A released
+//! live file is reopened when a scan sees it grown; a released rotated file is looked for by identity
+//! in its directory ([`Tailer::waiting_dirs`]) and reopened if found grown. Waiting is counted and said
+//! ([`Notice::OpenFilesLimit`], [`Notice::ClosedEarly`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use std::collections::BTreeSet;
 
 use crate::core::framing::{Framed, Framer, FramingConfig, SkipReason};
 use crate::core::identity::{FINGERPRINT_MAX_LEN, FileId, Fingerprint};
 use crate::core::notice::Notice;
 use crate::core::progress::Progress;
+
+/// How many completed ranges above its offset a checkpoint saves at most (the longest): each costs
+/// about 20 bytes in the store, and any subset is safe to save.
+pub const MAX_SAVED_RANGES: usize = 32;
 
 /// A file tracked by a tailer (stable while the file is read, through renames and copytruncate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,6 +109,9 @@ pub struct SavedCheckpoint {
     pub path: PathBuf,
     /// The flow that read it (its id, [`crate::config::FlowConfig::id`]).
     pub flow: String,
+    /// Byte ranges `[start, end)` above `offset` confirmed written too (sorted, disjoint, at most
+    /// [`MAX_SAVED_RANGES`]): after a restart, a record lying wholly inside one is not sent again.
+    pub completed: Vec<(u64, u64)>,
 }
 
 /// What the shell must do.
@@ -115,6 +139,12 @@ pub enum Action {
         id: FileId,
         /// Where reading goes on.
         offset: u64,
+    },
+    /// Close the file's handle now, without reading (its descriptor goes to a file waiting for one); the
+    /// file stays tracked and is opened again with an `Open` when it has bytes to read.
+    Release {
+        /// The file.
+        key: FileKey,
     },
     /// Read the file to its end (as between scans, [`Tailer::check_handle`] first), close its handle,
     /// then call [`Tailer::on_closed`]: it was rotated away and is drained, or given up.
@@ -170,6 +200,8 @@ pub struct TailerConfig {
     pub close_inactive: Duration,
     /// How long a new file looking like a copy of a live file is held back (see the module doc).
     pub copy_hold: Duration,
+    /// Most files open at once (at least 1; see "Open files" in the module doc).
+    pub max_open_files: usize,
 }
 
 /// Counters of a tailer.
@@ -187,6 +219,33 @@ pub struct TailerStats {
     pub header_lines: u64,
     /// Anomalies (notices that name a decision taken on unexpected file-system state).
     pub anomalies: u64,
+    /// Records read again after a restart and not sent: an earlier run had them confirmed.
+    pub already_delivered: u64,
+    /// Bytes read and skipped to find the start of a file's last line (`END_OF_FILE`).
+    pub before_start_bytes: u64,
+    /// Files closed early, read to their end, to free a descriptor.
+    pub closed_early: u64,
+}
+
+/// One tracked file as `kpl agent status` and the metrics see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStatus {
+    /// The key the shell knows it by.
+    pub key: FileKey,
+    /// Its path when last seen.
+    pub path: PathBuf,
+    /// Its (device, inode).
+    pub id: FileId,
+    /// Where the next read starts: every byte below was read.
+    pub read_offset: u64,
+    /// The checkpoint: every byte below was confirmed written (or skipped by design).
+    pub checkpoint: u64,
+    /// The checkpoint last committed to the store, if any.
+    pub saved_checkpoint: Option<u64>,
+    /// Records issued and not yet confirmed (in the producer, or waiting for a retry).
+    pub in_flight_records: usize,
+    /// Whether it is open for reading (else it waits for its last records, or is detached).
+    pub open: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +262,15 @@ enum State {
     Detached,
 }
 
+/// Whether the shell holds a tracked file open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handle {
+    /// Open: it counts against `max_open_files`.
+    Open,
+    /// Not open (new, or released): waiting for a descriptor since `since`.
+    Waiting { since: Instant },
+}
+
 #[derive(Debug)]
 struct Tracked {
     id: FileId,
@@ -216,6 +284,29 @@ struct Tracked {
     at_eof: bool,
     last_data: Instant,
     saved_offset: Option<u64>,
+    saved_completed: Vec<(u64, u64)>,
+    handle: Handle,
+    /// Its size at its path as the last scan saw it (`None`: a rotated file not found by that scan).
+    observed_size: Option<u64>,
+}
+
+impl Tracked {
+    /// Whether it is read or to be read (not closing or closed).
+    fn is_tracked_open(&self) -> bool {
+        matches!(self.state, State::Live | State::Gone { .. })
+    }
+
+    /// Whether the shell holds it open.
+    fn has_handle(&self) -> bool {
+        self.handle == Handle::Open && matches!(self.state, State::Live | State::Gone { .. } | State::Closing)
+    }
+
+    /// Whether it waits for a descriptor with bytes to read.
+    fn waits_with_data(&self) -> bool {
+        matches!(self.handle, Handle::Waiting { .. })
+            && self.is_tracked_open()
+            && self.observed_size.is_some_and(|size| size > self.framer.consumed())
+    }
 }
 
 /// The tailer of one flow (see the module documentation).
@@ -230,6 +321,8 @@ pub struct Tailer {
     held: BTreeMap<FileId, Instant>,
     notices: Vec<Notice>,
     stats: TailerStats,
+    /// Whether files waited with bytes to read at the last balance (to say it once when it begins).
+    limit_reached: bool,
 }
 
 mod scan;
@@ -247,6 +340,7 @@ impl Tailer {
             held: BTreeMap::new(),
             notices: Vec::new(),
             stats: TailerStats::default(),
+            limit_reached: false,
         }
     }
 
@@ -267,20 +361,44 @@ impl Tailer {
             .collect()
     }
 
+    /// Directories of rotated files released early ([`Action::Release`]): on every scan the shell
+    /// observes every file in them, `matched: false`, so that they are found again by identity.
+    pub fn waiting_dirs(&self) -> BTreeSet<PathBuf> {
+        self.files
+            .values()
+            .filter(|file| matches!(file.state, State::Gone { .. }) && file.handle != Handle::Open)
+            .filter_map(|file| file.path.parent().map(PathBuf::from))
+            .collect()
+    }
+
     /// Files to read (open ones), with the offset the next read starts at.
     pub fn readable(&self) -> impl Iterator<Item = (FileKey, u64)> + '_ {
         self.files
             .iter()
-            .filter(|(_, file)| matches!(file.state, State::Live | State::Gone { .. } | State::Closing))
+            .filter(|(_, file)| file.has_handle())
             .map(|(key, file)| (*key, file.framer.consumed()))
     }
 
     /// Where the next read of file `key` starts, if it is open.
     pub fn read_offset(&self, key: FileKey) -> Option<u64> {
-        self.files
-            .get(&key)
-            .filter(|file| matches!(file.state, State::Live | State::Gone { .. } | State::Closing))
-            .map(|file| file.framer.consumed())
+        self.files.get(&key).filter(|file| file.has_handle()).map(|file| file.framer.consumed())
+    }
+
+    /// Whether a file tracked for reading has no checkpoint saved yet (see the call contract).
+    pub fn has_unsaved_files(&self) -> bool {
+        self.files.values().any(|file| {
+            file.is_tracked_open() && file.saved_offset.is_none() && !file.framer.seeking_line_start()
+        })
+    }
+
+    /// Files open (holding a descriptor).
+    pub fn open_files(&self) -> usize {
+        self.files.values().filter(|file| file.has_handle()).count()
+    }
+
+    /// Files waiting for a descriptor with bytes to read.
+    pub fn waiting_files(&self) -> usize {
+        self.files.values().filter(|file| file.waits_with_data()).count()
     }
 
     /// The path of a tracked file.
@@ -311,7 +429,13 @@ impl Tailer {
         self.stats.anomalies += 1;
         self.notices.push(Notice::TruncatedWithoutCopy { path: path.clone(), read_to });
         let obs = Observation { path, id, size, head: head.to_vec(), matched: false };
+        // Found while closing: the new content is read as a rotated file's (closed once drained), not
+        // left closing with nobody to close it.
+        let state = if state == State::Closing { State::Gone { since: now } } else { state };
         let new_key = self.track(obs, 0, "new content after a truncation", state, now);
+        if let Some(file) = self.files.get_mut(&new_key) {
+            file.handle = Handle::Open;
+        }
         HandleCheck::Replaced { new_key }
     }
 
@@ -355,6 +479,14 @@ impl Tailer {
             return;
         }
         self.stats.anomalies += 1;
+        if let (State::Live | State::Gone { .. }, Handle::Open) = (file.state, file.handle) {
+            // Reopening a file read before (released, or a copytruncate's copy): it waits again, and a
+            // scan that finds it by identity reopens it.
+            self.notices.push(Notice::OpenFailed { path: file.path.clone(), reason: reason.to_owned() });
+            file.handle = Handle::Waiting { since: file.last_data };
+            file.observed_size = None;
+            return;
+        }
         self.notices.push(Notice::LostHandle { path: file.path.clone(), reason: reason.to_owned() });
         file.state = State::Detached;
     }
@@ -407,7 +539,69 @@ impl Tailer {
             State::Detached => file.progress.outstanding() > 0,
             State::Live | State::Gone { .. } | State::Closing => true,
         });
+        self.balance(now, &mut actions);
         actions
+    }
+
+    /// Opens waiting files within `max_open_files`, those with bytes to read first; at the limit, files
+    /// read to their end give up their descriptors to those (see "Open files" in the module doc).
+    fn balance(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        let limit = self.config.max_open_files.max(1);
+        let mut open = self.open_files();
+        let mut waiting: Vec<(bool, Instant, FileKey)> = (self.files.iter())
+            .filter_map(|(key, file)| match file.handle {
+                Handle::Waiting { since } if file.is_tracked_open() => {
+                    let found = file.observed_size.is_some();
+                    found.then_some((!file.waits_with_data(), since, *key))
+                }
+                _ => None,
+            })
+            .collect();
+        // Bytes to read first, then the longest waiting.
+        waiting.sort_unstable();
+        // Idle: read to its end and nothing arriving; live files first, then the longest quiet.
+        let mut idle: Vec<(bool, Instant, FileKey)> = (self.files.iter())
+            .filter(|(_, file)| file.has_handle() && file.is_tracked_open() && file.at_eof)
+            .map(|(key, file)| (matches!(file.state, State::Gone { .. }), file.last_data, *key))
+            .collect();
+        idle.sort_unstable();
+        let mut idle = idle.into_iter();
+        let mut stuck = 0;
+        for (idle_file, _, key) in waiting {
+            if open >= limit {
+                if idle_file {
+                    continue;
+                }
+                let Some((rotated, _, victim)) = idle.next() else {
+                    stuck += 1;
+                    continue;
+                };
+                let Some(file) = self.files.get_mut(&victim) else { continue };
+                file.handle = Handle::Waiting { since: now };
+                file.observed_size = (!rotated).then(|| file.framer.consumed());
+                // A rotated file may have grown since it was read to its end: it is closed only once a
+                // scan finds it at its end (or after rotateWaitMillis if none finds it).
+                file.at_eof &= !rotated;
+                self.stats.closed_early += 1;
+                // Routine for a live file (counted only); a rotated one is warned about.
+                if rotated {
+                    self.stats.anomalies += 1;
+                    self.notices.push(Notice::ClosedEarly { path: file.path.clone() });
+                }
+                actions.push(Action::Release { key: victim });
+                open -= 1;
+            }
+            let Some(file) = self.files.get_mut(&key) else { continue };
+            file.handle = Handle::Open;
+            let (path, id, offset) = (file.path.clone(), file.id, file.framer.consumed());
+            actions.push(Action::Open { key, path, id, offset });
+            open += 1;
+        }
+        if stuck > 0 && !self.limit_reached {
+            self.stats.anomalies += 1;
+            self.notices.push(Notice::OpenFilesLimit { waiting: stuck, limit });
+        }
+        self.limit_reached = stuck > 0;
     }
 
     /// The (device, inode) of the files open.
@@ -443,13 +637,20 @@ impl Tailer {
                 State::Closed => !open.contains(&file.id),
                 State::Live | State::Gone { .. } | State::Closing => true,
             })
-            .filter(|file| file.saved_offset != Some(file.progress.low_water()))
-            .map(|file| SavedCheckpoint {
-                id: file.id,
-                fingerprint: file.fingerprint,
-                offset: file.progress.low_water(),
-                path: file.path.clone(),
-                flow: self.config.flow.clone(),
+            // Not at a line start yet (`END_OF_FILE`): nothing of it was sent, and a restart starts over.
+            .filter(|file| !file.framer.seeking_line_start())
+            .filter_map(|file| {
+                let completed = file.progress.completed_above(MAX_SAVED_RANGES);
+                let offset = file.progress.low_water();
+                let clean = file.saved_offset == Some(offset) && file.saved_completed == completed;
+                (!clean).then(|| SavedCheckpoint {
+                    id: file.id,
+                    fingerprint: file.fingerprint,
+                    offset,
+                    path: file.path.clone(),
+                    flow: self.config.flow.clone(),
+                    completed,
+                })
             })
             .collect()
     }
@@ -462,6 +663,7 @@ impl Tailer {
             });
             if let Some(file) = saved {
                 file.saved_offset = Some(row.offset);
+                file.saved_completed.clone_from(&row.completed);
             }
         }
     }
@@ -487,6 +689,20 @@ impl Tailer {
         std::mem::take(&mut self.notices)
     }
 
+    /// Every tracked file, in key order.
+    pub fn files(&self) -> impl Iterator<Item = FileStatus> + '_ {
+        self.files.iter().map(|(key, file)| FileStatus {
+            key: *key,
+            path: file.path.clone(),
+            id: file.id,
+            read_offset: file.framer.consumed(),
+            checkpoint: file.progress.low_water(),
+            saved_checkpoint: file.saved_offset,
+            in_flight_records: file.progress.outstanding(),
+            open: matches!(file.state, State::Live | State::Gone { .. } | State::Closing),
+        })
+    }
+
     /// The counters.
     pub fn stats(&self) -> TailerStats {
         self.stats
@@ -503,6 +719,10 @@ impl Tailer {
     ) {
         for item in framed {
             let contiguous = match item {
+                Framed::Record { start, end, .. } if file.progress.completed_before(start, end) => {
+                    stats.already_delivered += 1;
+                    file.progress.skip(start, end)
+                }
                 Framed::Record { start, end, data, truncated } => {
                     stats.records += 1;
                     stats.truncated += u64::from(truncated);
@@ -514,6 +734,7 @@ impl Tailer {
                         SkipReason::Header => stats.header_lines += 1,
                         SkipReason::Oversize => stats.dropped_oversize += 1,
                         SkipReason::DiscardedTail => stats.discarded_bytes += end - start,
+                        SkipReason::BeforeStart => stats.before_start_bytes += end - start,
                     }
                     file.progress.skip(start, end)
                 }

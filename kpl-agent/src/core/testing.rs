@@ -153,6 +153,7 @@ pub struct Harness {
     pub deliveries: u64,
     pub store: BTreeMap<FileId, SavedCheckpoint>,
     exact: bool,
+    max_open_files: usize,
 }
 
 /// The settings the harness uses.
@@ -164,14 +165,20 @@ pub fn config() -> TailerConfig {
         rotate_wait: Duration::from_secs(600),
         close_inactive: Duration::from_secs(1),
         copy_hold: Duration::from_secs(5),
+        max_open_files: 1000,
     }
 }
 
 impl Harness {
     /// `exact`: the pattern is `app.log` only; otherwise every name starting with `app.log`.
     pub fn new(exact: bool) -> Harness {
+        Harness::with_max_open_files(exact, config().max_open_files)
+    }
+
+    /// [`Harness::new`] with at most `max_open_files` open.
+    pub fn with_max_open_files(exact: bool, max_open_files: usize) -> Harness {
         Harness {
-            tailer: Tailer::new(config(), Vec::new()),
+            tailer: Tailer::new(TailerConfig { max_open_files, ..config() }, Vec::new()),
             handles: BTreeMap::new(),
             now: Instant::now(),
             in_flight: Vec::new(),
@@ -179,6 +186,7 @@ impl Harness {
             deliveries: 0,
             store: BTreeMap::new(),
             exact,
+            max_open_files,
         }
     }
 
@@ -213,6 +221,7 @@ impl Harness {
                     self.release(fs, key);
                     self.open(fs, key, &path, id);
                 }
+                Action::Release { key } => self.release(fs, key),
                 Action::Close { key } => {
                     let holder = self.read_file(fs, key, 4096);
                     if holder == key {
@@ -228,17 +237,27 @@ impl Harness {
 
     pub fn scan(&mut self, fs: &mut VirtualFs) {
         let exact = self.exact;
-        let observations =
+        let mut observations =
             fs.observe(|name| if exact { name == "app.log" } else { name.starts_with("app.log") });
+        // One directory: every file in it is a candidate for a rotated file released early.
+        if !self.tailer.waiting_dirs().is_empty() {
+            observations
+                .extend(fs.observe(|_| true).into_iter().map(|obs| Observation { matched: false, ..obs }));
+        }
         let actions = self.tailer.on_scan(self.now, observations);
         self.apply_and_record(fs, actions);
+    }
+
+    /// The number of handles held.
+    pub fn handles(&self) -> usize {
+        self.handles.len()
     }
 
     /// Applies actions; after an open, saves checkpoints before anything is read (the contract).
     fn apply_and_record(&mut self, fs: &mut VirtualFs, actions: Vec<Action>) {
         let opened = actions.iter().any(|a| matches!(a, Action::Open { .. } | Action::Reopen { .. }));
         self.apply(fs, actions);
-        if opened {
+        if opened || self.tailer.has_unsaved_files() {
             self.save();
         }
     }
@@ -301,7 +320,7 @@ impl Harness {
         let mut out = Vec::new();
         let actions = self.tailer.poll(self.now, &mut out);
         self.in_flight.extend(out);
-        self.apply(fs, actions);
+        self.apply_and_record(fs, actions);
     }
 
     pub fn save(&mut self) {
@@ -325,7 +344,7 @@ impl Harness {
         self.in_flight.clear();
         meanwhile(fs);
         let saved: Vec<SavedCheckpoint> = self.store.values().cloned().collect();
-        self.tailer = Tailer::new(config(), saved);
+        self.tailer = Tailer::new(TailerConfig { max_open_files: self.max_open_files, ..config() }, saved);
         // One directory: every file in it is a candidate leftover.
         let mut observations =
             if self.tailer.leftover_dirs().is_empty() { Vec::new() } else { fs.observe(|_| true) };
@@ -349,6 +368,15 @@ impl Harness {
             let below = &inode.data[..(row.offset as usize).min(inode.data.len())];
             if let Some(line) = lines_in(below).into_iter().find(|line| !self.delivered.contains(line)) {
                 return Err(format!("line {line} is below the checkpoint {row:?} and was never delivered"));
+            }
+            for &(start, end) in &row.completed {
+                let (start, end) = (start as usize, (end as usize).min(inode.data.len()));
+                let Some(range) = inode.data.get(start..end) else { continue };
+                if let Some(line) = lines_in(range).into_iter().find(|line| !self.delivered.contains(line)) {
+                    return Err(format!(
+                        "line {line} is in a completed range of {row:?} and was never delivered"
+                    ));
+                }
             }
         }
         Ok(())

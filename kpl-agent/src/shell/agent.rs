@@ -11,11 +11,18 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use kpl_tokio::{Backend, DeliveryError, KinesisProducer, PutError, RecordReceipt, UserRecord};
 use tokio::sync::{mpsc, watch};
 
+use super::aws::SetupError;
 use super::discovery::{self, Wakeups};
-use super::flow::{FlowRuntime, Room};
+use super::firehose::{firehose_client, put_record_batch};
+use super::flow::{FlowRuntime, Room, Sink};
+use super::metrics::MetricsPublisher;
+#[path = "reload.rs"]
+mod reload;
+use super::status;
 use super::store::{CheckpointStore, StoreError};
-use crate::config::AgentConfig;
-use crate::core::{FileId, FileKey, Processed, TailRecord};
+use crate::config::{AgentConfig, Destination, FlowConfig};
+use crate::core::metrics::FlowMetrics;
+use crate::core::{BatchOutcome, FileId, FileKey, Part, Processed, TailRecord};
 
 /// What the budget counts per record in flight besides its bytes: our delivery state and the producer's
 /// (its record, its share of an aggregate and a request being built). Measured: about 1.4 KiB per record
@@ -27,6 +34,8 @@ const POLL_SCAN_EVERY: Duration = Duration::from_secs(1);
 /// not heal by themselves: a missing stream, denied access), doubled per failure up to the maximum.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// How often a pending reload checks whether its retiring flows are done.
+const RELOAD_CHECK_EVERY: Duration = Duration::from_millis(50);
 /// Most records read and not yet confirmed. Measured with the benchmark (1,000 files, simulated Kinesis,
 /// debug build): 1,024 → 6,300 lines/s, 2,048 → 11,600, 4,096 → 27,000-30,000, 8,192 → 13,300, 10,000
 /// → 9,900, 40,000 → 2,100. Up to 4,096 throughput follows the records in flight (response latency plus
@@ -39,8 +48,6 @@ const RESUME_FRACTION: u64 = 8;
 const STALL_WARNING: Duration = Duration::from_secs(30);
 /// The shortest time between two rounds of reads.
 const ROUND_SPACING: Duration = Duration::from_millis(10);
-/// At most one error line per flow this often about records not written (with the count since).
-const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 /// The agent could not run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -51,6 +58,9 @@ pub enum AgentError {
     /// The producer could not start.
     #[error(transparent)]
     Spawn(#[from] kpl_tokio::SpawnError),
+    /// The Firehose client of `deliveryStream` flows could not be set up.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
 }
 
 /// Counters of a run.
@@ -72,7 +82,8 @@ pub struct RunSummary {
 }
 
 struct Delivery {
-    flow: usize,
+    /// The flow's [`FlowRuntime::uid`] (flows come and go with reloads).
+    flow: u64,
     key: FileKey,
     start: u64,
     record: UserRecord,
@@ -80,6 +91,8 @@ struct Delivery {
 }
 
 type Completion = (Delivery, Result<RecordReceipt, DeliveryError>);
+/// A `PutRecordBatch` answered: the flow's [`FlowRuntime::uid`], the call's id, the outcome.
+type FirehoseAnswer = (u64, u64, BatchOutcome);
 
 /// The running agent.
 struct Agent {
@@ -90,6 +103,17 @@ struct Agent {
     completions: FuturesUnordered<BoxFuture<'static, Completion>>,
     retries: VecDeque<(Instant, Delivery)>,
     summary: RunSummary,
+    metrics: MetricsPublisher,
+    /// The next [`FlowRuntime::uid`].
+    next_uid: u64,
+    /// A reload waiting for its retiring flows.
+    pending_reload: Option<reload::PendingReload>,
+    status_file: Option<std::path::PathBuf>,
+    /// Whether writing the status file failed last time (logged once per run of failures).
+    status_failed: bool,
+    /// The client of `deliveryStream` flows (when there are some), and their calls.
+    firehose: Option<aws_sdk_firehose::Client>,
+    firehose_calls: FuturesUnordered<BoxFuture<'static, FirehoseAnswer>>,
 }
 
 /// Runs the agent until `stop` receives a message (graceful: deliver what was read within
@@ -101,7 +125,7 @@ pub async fn run<B: Backend>(
     store: CheckpointStore,
     stop: mpsc::Receiver<()>,
 ) -> Result<RunSummary, AgentError> {
-    run_with_progress(config, backend, store, stop, watch::channel(RunSummary::default()).0).await
+    run_with(config, backend, store, RunControls::new(stop)).await
 }
 
 /// [`run`], publishing the counters to `progress` as they change (for tests, benchmarks, status).
@@ -109,30 +133,89 @@ pub async fn run_with_progress<B: Backend>(
     config: AgentConfig,
     backend: B,
     store: CheckpointStore,
-    mut stop: mpsc::Receiver<()>,
+    stop: mpsc::Receiver<()>,
     progress: watch::Sender<RunSummary>,
 ) -> Result<RunSummary, AgentError> {
+    run_with(config, backend, store, RunControls { progress, ..RunControls::new(stop) }).await
+}
+
+/// What drives and observes a run besides its configuration.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RunControls {
+    /// One message: stop gracefully; a second one: stop at once.
+    pub stop: mpsc::Receiver<()>,
+    /// The counters, published as they change.
+    pub progress: watch::Sender<RunSummary>,
+    /// Uploads the agent's metrics (see [`crate::core::metrics`]) every
+    /// `cloudwatch.metricsBufferTimeMillis`, when given (see [`cloudwatch_uploader`](super::cloudwatch_uploader)).
+    pub cloudwatch: Option<kpl_tokio::CloudWatchUploader>,
+    /// Where to write the status `kpl agent status` reads (see [`status_file`](super::status_file)),
+    /// at every checkpoint commit and when stopping.
+    pub status_file: Option<std::path::PathBuf>,
+    /// New configurations to run (see [`reload_on_sighup`](super::reload_on_sighup)): flows are diffed
+    /// by id and effective settings; removed and changed flows stop reading, deliver what they read
+    /// (within `shutdownTimeoutMillis`) and save their checkpoints; then added and changed flows start,
+    /// their files resuming at their checkpoints (keyed by file identity). Unchanged flows run on
+    /// untouched. Of the top-level keys, `memoryBudgetBytes`, `checkpointIntervalMillis`,
+    /// `log.statusReportingPeriodSeconds`, `shutdownTimeoutMillis` and
+    /// `cloudwatch.metricsBufferTimeMillis` apply at once; the others need a restart (warned about).
+    pub reload: Option<mpsc::Receiver<AgentConfig>>,
+}
+
+impl RunControls {
+    /// Controls with `stop` only: no metrics upload, nobody watching the counters.
+    pub fn new(stop: mpsc::Receiver<()>) -> RunControls {
+        RunControls {
+            stop,
+            progress: watch::channel(RunSummary::default()).0,
+            cloudwatch: None,
+            status_file: None,
+            reload: None,
+        }
+    }
+}
+
+/// [`run`] with every control.
+pub async fn run_with<B: Backend>(
+    config: AgentConfig,
+    backend: B,
+    store: CheckpointStore,
+    controls: RunControls,
+) -> Result<RunSummary, AgentError> {
+    let RunControls { mut stop, progress, cloudwatch, status_file, mut reload } = controls;
     let saved = store.load(config.checkpoint_ttl, SystemTime::now())?;
     tracing::info!(checkpoints = saved.len(), store = %store.path().display(), "starting");
     let producer = KinesisProducer::builder(config.producer.clone(), backend).spawn()?;
     let now = Instant::now();
-    let flows = config.flows.iter().map(|flow| FlowRuntime::new(flow.clone(), saved.clone(), now)).collect();
+    let flows: Vec<FlowRuntime> = (config.flows.iter().zip(0..))
+        .map(|(flow, uid)| FlowRuntime::new(flow.clone(), saved.clone(), open_files_share(&config, config.flows.len()), now, uid))
+        .collect();
     let mut agent = Agent {
         config,
         producer,
         store,
-        flows,
         completions: FuturesUnordered::new(),
         retries: VecDeque::new(),
         summary: RunSummary::default(),
+        metrics: MetricsPublisher::new(cloudwatch),
+        status_file,
+        status_failed: false,
+        next_uid: flows.len() as u64,
+        flows,
+        pending_reload: None,
+        firehose: None,
+        firehose_calls: FuturesUnordered::new(),
+    };
+    let starting = agent.config.flows.clone();
+    agent.firehose_client_for(&starting).await?;
     };
     let wakeups = Arc::new(Wakeups::default());
-    let patterns: Vec<&str> = agent.config.flows.iter().map(|flow| flow.file_pattern.as_str()).collect();
-    let watcher = discovery::watch(&patterns, wakeups.clone());
-    let tick = agent.flows.iter().map(|f| f.config.min_time_between_file_polls).min().unwrap_or_default();
+    let (mut watcher, mut tick) = agent.watch(&wakeups);
     let (mut scan_due, mut first, mut woken) = (true, true, true);
     let mut next_save = Instant::now() + agent.config.checkpoint_interval;
     let mut next_progress = Instant::now() + agent.config.status_reporting_period;
+    let mut next_upload = Instant::now() + agent.config.cloudwatch.upload_interval;
     let (mut next_round, mut next_tick) = (Instant::now(), Instant::now());
     loop {
         let now = Instant::now();
@@ -150,10 +233,31 @@ pub async fn run_with_progress<B: Backend>(
         progress.send_if_modified(|published| std::mem::replace(published, agent.summary) != agent.summary);
         if now >= next_progress {
             let oldest = agent.producer.oldest_record_age().await;
-            agent.log_progress(oldest);
+            agent.log_progress(oldest, now);
             next_progress = now + agent.config.status_reporting_period;
         }
-        let wake_at = if woken { next_round } else { next_tick.min(next_save) };
+        if agent.finish_reload(now) {
+            (watcher, tick) = agent.watch(&wakeups);
+            (scan_due, woken) = (true, true);
+            next_save = next_save.min(now + agent.config.checkpoint_interval);
+            next_progress = next_progress.min(now + agent.config.status_reporting_period);
+            next_upload = next_upload.min(now + agent.config.cloudwatch.upload_interval);
+        }
+        if now >= next_upload {
+            let figures = agent.flow_metrics(now);
+            agent.metrics.publish(&figures);
+            agent.metrics.upload(&figures);
+            next_upload = now + agent.config.cloudwatch.upload_interval;
+        }
+        // A Firehose buffer that has waited maxBufferAgeMillis (or a retry due) makes a round.
+        let batching = agent.flows.iter().filter_map(FlowRuntime::firehose_wakeup).min();
+        woken |= batching.is_some_and(|at| at <= now);
+        let mut wake_at = if woken { next_round } else { next_tick.min(next_save).min(next_upload) };
+        if agent.pending_reload.is_some() {
+            // Retiring flows are checked for completion on every completion and at least this often.
+            wake_at = wake_at.min(now + RELOAD_CHECK_EVERY);
+        }
+        let wake_at = batching.map_or(wake_at, |at| wake_at.min(at.max(next_round)));
         tokio::select! {
             biased;
             _ = stop.recv() => break,
@@ -161,6 +265,18 @@ pub async fn run_with_progress<B: Backend>(
                 agent.completed(done);
                 while let Some(Some(done)) = agent.completions.next().now_or_never() {
                     agent.completed(done);
+                }
+                woken = true;
+            }
+            Some(answer) = agent.firehose_calls.next(), if !agent.firehose_calls.is_empty() => {
+                agent.firehose_answered(answer);
+                woken = true;
+            }
+            // Before the wakeups: lines written after a reload are read by the new flows.
+            Some(config) = next_reload(&mut reload) => {
+                match agent.firehose_client_for(&config.flows).await {
+                    Ok(()) => agent.reload(config, now),
+                    Err(error) => tracing::error!(%error, "reload refused: no Firehose client for its deliveryStream flows"),
                 }
                 woken = true;
             }
@@ -174,7 +290,29 @@ pub async fn run_with_progress<B: Backend>(
     Ok(agent.summary)
 }
 
+/// Each flow's share of `maxOpenFiles` when `flows` flows run (at least one).
+fn open_files_share(config: &AgentConfig, flows: usize) -> usize {
+    (config.max_open_files / flows.max(1)).max(1)
+}
+
+/// The next configuration from `reload`, if there is a channel (else never).
+async fn next_reload(reload: &mut Option<mpsc::Receiver<AgentConfig>>) -> Option<AgentConfig> {
+    match reload {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Agent {
+    /// Watches the flows' patterns (`None`: polling only), and the round tick (the shortest
+    /// `minTimeBetweenFilePollsMillis`).
+    fn watch(&self, wakeups: &Arc<Wakeups>) -> (Option<notify::RecommendedWatcher>, Duration) {
+        let patterns: Vec<&str> = self.flows.iter().map(|flow| flow.config.file_pattern.as_str()).collect();
+        let watcher = discovery::watch(&patterns, wakeups.clone());
+        let tick = self.flows.iter().map(|f| f.config.min_time_between_file_polls).min().unwrap_or_default();
+        (watcher, tick)
+    }
+
     /// Bytes the budget has left.
     fn room(&self) -> u64 {
         let used: u64 = self
@@ -192,7 +330,8 @@ impl Agent {
         let mut records: Vec<(usize, TailRecord)> = Vec::new();
         let mut out = Vec::new();
         for index in 0..self.flows.len() {
-            if !(first || scan_due || now >= self.flows[index].next_scan) {
+            let flow = &self.flows[index];
+            if flow.retiring || !(first || flow.fresh || scan_due || now >= flow.next_scan) {
                 continue;
             }
             let claimed: HashSet<FileId> = (self.flows.iter().enumerate())
@@ -203,7 +342,8 @@ impl Agent {
             let every =
                 if watching { flow.config.max_time_between_file_tracker_refresh } else { POLL_SCAN_EVERY };
             flow.next_scan = now + every;
-            flow.needs_save |= flow.scan(now, first, &claimed, &mut out);
+            flow.needs_save |= flow.scan(now, first || flow.fresh, &claimed, &mut out);
+            flow.fresh = false;
             records.extend(out.drain(..).map(|record| (index, record)));
         }
         // A file is in the store before anything of it is sent (the tailer's contract).
@@ -219,7 +359,13 @@ impl Agent {
         {
             room = Room { bytes: 0, records: 0 };
         }
+        // Reading paused on a full budget: Firehose buffers go now instead of after maxBufferAgeMillis
+        // (a joined record can hold more lines than the records in flight allowed).
+        let paused = room.bytes == 0 || room.records == 0;
         for (index, flow) in self.flows.iter_mut().enumerate() {
+            if flow.retiring {
+                continue;
+            }
             if !flow.needs_save {
                 flow.read_round(&mut room, now, &mut out);
             }
@@ -252,9 +398,62 @@ impl Agent {
         while let Some(Some(done)) = self.completions.next().now_or_never() {
             self.completed(done);
         }
+        self.call_firehose(now, paused);
     }
 
-    /// Processes a framed record and puts it into the producer.
+    /// Makes the `PutRecordBatch` calls the Firehose flows' batchers decide at `now` (all that waits
+    /// with `flush`; a retiring flow's, at once).
+    fn call_firehose(&mut self, now: Instant, flush: bool) {
+        let Some(client) = &self.firehose else { return };
+        for flow in &mut self.flows {
+            let uid = flow.uid;
+            let Sink::Firehose { name, batcher } = &mut flow.sink else { continue };
+            for batch in batcher.poll(now, flush || flow.retiring) {
+                let (client, name, id) = (client.clone(), name.clone(), batch.id);
+                self.firehose_calls
+                    .push(async move { (uid, id, put_record_batch(client, name, batch).await) }.boxed());
+            }
+        }
+    }
+
+    /// Sets up the Firehose client if `flows` has `deliveryStream` flows and there is none yet.
+    async fn firehose_client_for(&mut self, flows: &[FlowConfig]) -> Result<(), SetupError> {
+        let needed = flows.iter().any(|f| matches!(f.destination, Destination::DeliveryStream { .. }));
+        if needed && self.firehose.is_none() {
+            self.firehose = Some(firehose_client(&self.config).await?);
+        }
+        Ok(())
+    }
+
+    /// A `PutRecordBatch` answered: the lines of the records written are confirmed, the others retried.
+    /// The agent's metrics count Firehose records (a joined record is one).
+    fn firehose_answered(&mut self, (uid, id, outcome): FirehoseAnswer) {
+        // A flow removed by a reload: its lines are read again from its checkpoints.
+        let Some(flow) = self.flows.iter_mut().find(|flow| flow.uid == uid) else { return };
+        let Sink::Firehose { batcher, .. } = &mut flow.sink else { return };
+        let before = batcher.stats();
+        let written = batcher.on_result(id, outcome, Instant::now());
+        let after = batcher.stats();
+        let failures = after.record_failures - before.record_failures;
+        let error = batcher.take_last_error();
+        flow.send.records_sent += after.records_written - before.records_written;
+        flow.send.record_send_errors += failures;
+        flow.send.record_send_attempts +=
+            after.records_written - before.records_written + failures;
+        flow.send.service_errors += after.failed_calls - before.failed_calls;
+        self.summary.records_delivered += written.len() as u64;
+        self.summary.delivery_failures += failures;
+        for part in written {
+            flow.unacked.remove(&(part.key, part.start));
+            flow.tailer.on_delivered(part.key, part.start);
+        }
+        if let Some(error) = error.filter(|_| failures > 0) {
+            flow.failed(failures, &error);
+        }
+        self.call_firehose(Instant::now(), false);
+    }
+
+    /// Processes a framed record and puts it into the producer (or its flow's Firehose batcher).
     async fn send(&mut self, index: usize, record: TailRecord) {
         let flow = &mut self.flows[index];
         flow.provide_header(record.key, record.start);
@@ -272,9 +471,18 @@ impl Agent {
             flow.tailer.on_delivered(record.key, record.start);
             return;
         };
+        flow.unacked.insert((record.key, record.start), Instant::now());
+        let stream = match &mut flow.sink {
+            Sink::Kinesis(stream) => stream.clone(),
+            Sink::Firehose { batcher, .. } => {
+                batcher.push(Part { key: record.key, start: record.start }, &data, Instant::now());
+                return;
+            }
+        };
         let key = flow.keys.key(&data);
-        let user = UserRecord::new(flow.stream.clone(), key, data);
-        self.put(Delivery { flow: index, key: record.key, start: record.start, record: user, attempt: 0 })
+        let user = UserRecord::new(stream, key, data);
+        let uid = flow.uid;
+        self.put(Delivery { flow: uid, key: record.key, start: record.start, record: user, attempt: 0 })
             .await;
     }
 
@@ -286,44 +494,44 @@ impl Agent {
             Err(error) => {
                 // Invalid as a record (framing keeps records within the size limit, so this is not
                 // expected): it can never be written, so it must not stall its file forever.
-                let flow = &mut self.flows[delivery.flow];
+                let Some(flow) = self.flow_mut(delivery.flow) else { return };
                 let path =
                     flow.tailer.path(delivery.key).map(|p| p.display().to_string()).unwrap_or_default();
                 tracing::error!(path, offset = delivery.start, %error, "the producer refused a record; skipped");
-                self.summary.records_refused += 1;
+                flow.refused += 1;
+                flow.unacked.remove(&(delivery.key, delivery.start));
                 flow.tailer.on_delivered(delivery.key, delivery.start);
+                self.summary.records_refused += 1;
             }
         }
     }
 
     fn completed(&mut self, (delivery, result): Completion) {
+        // A flow removed by a reload: its file is read again from its checkpoint by the flow that
+        // takes it over.
+        let Some(flow) = self.flow_mut(delivery.flow) else { return };
+        flow.count_attempts(&delivery.record, &result);
         match result {
             Ok(_) => {
+                flow.unacked.remove(&(delivery.key, delivery.start));
+                flow.tailer.on_delivered(delivery.key, delivery.start);
                 self.summary.records_delivered += 1;
-                self.flows[delivery.flow].tailer.on_delivered(delivery.key, delivery.start);
             }
             // Maybe written, maybe not: it stays above the checkpoint, so it is sent again after a restart.
             Err(DeliveryError::ShutdownTimedOut | DeliveryError::DriverStopped) => {}
             Err(error) => {
                 self.summary.delivery_failures += 1;
-                let flow = &mut self.flows[delivery.flow];
-                flow.failures_unlogged += 1;
-                let now = Instant::now();
-                if flow.last_failure_log.is_none_or(|at| now.duration_since(at) >= FAILURE_LOG_EVERY) {
-                    tracing::error!(
-                        flow = %flow.config.id(),
-                        failures = flow.failures_unlogged,
-                        %error,
-                        "records not written; the flow stalls on them and retries (nothing is dropped)"
-                    );
-                    flow.last_failure_log = Some(now);
-                    flow.failures_unlogged = 0;
-                }
+                flow.failed(1, &error);
                 let pause = RETRY_FIRST.saturating_mul(1 << delivery.attempt.min(5)).min(RETRY_MAX);
                 let retry = Delivery { attempt: delivery.attempt + 1, ..delivery };
                 self.retries.push_back((Instant::now() + pause, retry));
             }
         }
+    }
+
+    /// The running flow `uid`, if it still runs.
+    fn flow_mut(&mut self, uid: u64) -> Option<&mut FlowRuntime> {
+        self.flows.iter_mut().find(|flow| flow.uid == uid)
     }
 
     /// Commits every changed checkpoint in one transaction.
@@ -345,10 +553,30 @@ impl Agent {
             }
             Err(error) => tracing::error!(%error, "checkpoints not saved; retrying at the next interval"),
         }
+        self.write_status(true);
     }
 
-    /// Logs the counters; `oldest` is the age of the oldest record in the producer.
-    fn log_progress(&self, oldest: Option<Duration>) {
+    /// Writes the status file, if there is one (`running`: false when stopping).
+    fn write_status(&mut self, running: bool) {
+        let Some(path) = &self.status_file else { return };
+        match status::write(path, &self.flows, running) {
+            Ok(()) => self.status_failed = false,
+            Err(error) if !self.status_failed => {
+                tracing::warn!(path = %path.display(), %error, "cannot write the status file; kpl agent status cannot see this agent");
+                self.status_failed = true;
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Every flow's figures at `now`.
+    fn flow_metrics(&self, now: Instant) -> Vec<FlowMetrics> {
+        self.flows.iter().map(|flow| flow.metrics(now)).collect()
+    }
+
+    /// Logs the counters and every flow's figures (the ones uploaded to CloudWatch, as totals; the facade
+    /// is set to them too); `oldest` is the age of the oldest record in the producer.
+    fn log_progress(&self, oldest: Option<Duration>, now: Instant) {
         // Whatever the cause (a stream missing, no permission to list its shards, throttling), records
         // that wait long are said out loud: the flow stalls and drops nothing.
         if let Some(age) = oldest.filter(|age| *age >= STALL_WARNING) {
@@ -366,18 +594,32 @@ impl Agent {
             budget_left = self.room(),
             "progress"
         );
-        for flow in &self.flows {
+        let figures = self.flow_metrics(now);
+        self.metrics.publish(&figures);
+        for (flow, figures) in self.flows.iter().zip(&figures) {
             let stats = flow.tailer.stats();
             let processing = flow.config.processor.stats();
+            let age_ms = figures.oldest_unacked_age.map_or(0, |age| age.as_millis() as u64);
             tracing::info!(
-                flow = %flow.config.id(),
+                flow = %figures.flow,
                 files = flow.open_files(),
                 records = stats.records,
+                record_send_attempts = figures.send.record_send_attempts,
+                records_sent = figures.send.records_sent,
+                record_send_errors = figures.send.record_send_errors,
+                bytes_sent = figures.send.bytes_sent,
+                service_errors = figures.send.service_errors,
+                bytes_behind = figures.bytes_behind,
+                files_behind = figures.files_behind,
+                checkpoint_lag_bytes = figures.checkpoint_lag_bytes,
+                oldest_unacked_age_ms = age_ms,
                 unconfirmed_bytes = flow.tailer.unconfirmed_bytes(),
                 truncated = stats.truncated,
-                anomalies = stats.anomalies,
+                rotation_anomalies = figures.rotation_anomalies,
+                dropped_unconverted = figures.dropped.unconverted,
+                dropped_oversize = figures.dropped.oversize,
+                dropped_refused = figures.dropped.refused,
                 key_fallbacks = flow.keys.fallbacks,
-                unconverted_dropped = processing.dropped,
                 unconverted_sent_raw = processing.sent_raw,
                 dead_lettered = processing.dead_lettered,
                 "progress"
@@ -395,13 +637,18 @@ impl Agent {
         let producer = self.producer.clone();
         tokio::spawn(async move { producer.flush().await });
         self.retries.clear();
+        self.call_firehose(Instant::now(), true);
         let mut cut_short = false;
-        while !self.completions.is_empty() {
+        while !self.completions.is_empty() || !self.firehose_calls.is_empty() {
             tokio::select! {
                 biased;
                 // A second stop (a closed channel is none: it can send nothing more).
                 Some(()) = stop.recv() => { cut_short = true; break; }
-                Some(done) = self.completions.next() => self.completed(done),
+                Some(done) = self.completions.next(), if !self.completions.is_empty() => self.completed(done),
+                Some(answer) = self.firehose_calls.next(), if !self.firehose_calls.is_empty() => {
+                    self.firehose_answered(answer);
+                    self.call_firehose(Instant::now(), true);
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => { cut_short = true; break; }
             }
         }
@@ -414,6 +661,9 @@ impl Agent {
                 "stopped before every record was confirmed; they are sent again after the restart"
             );
         }
+        self.write_status(false);
+        // The final figures, in the log (the counts since the last CloudWatch upload are not uploaded).
+        self.log_progress(None, Instant::now());
         let _ = self.producer.shutdown(Duration::from_millis(100)).await;
         tracing::info!(delivered = self.summary.records_delivered, "stopped");
     }

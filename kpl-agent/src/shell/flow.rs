@@ -12,9 +12,14 @@ use super::agent::RECORD_OVERHEAD;
 use super::discovery::{self, read_head};
 use super::keys::KeyChooser;
 use super::processing::ProcessingRuntime;
-use crate::config::FlowConfig;
-use crate::core::{Action, FileId, FileKey, HandleCheck, SavedCheckpoint, TailRecord, Tailer};
+use crate::config::{Destination, FlowConfig};
+use crate::core::metrics::SendCounters;
+use crate::core::{
+    Action, FileId, FileKey, FirehoseBatcher, HandleCheck, SavedCheckpoint, TailRecord, Tailer,
+};
 
+/// At most one error line per flow this often about records not written (with the count since).
+const FAILURE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// Most bytes read from one file in one round, so that one busy file does not starve the others.
 const MAX_READ_PER_FILE: u64 = 1 << 20;
 /// One read call.
@@ -29,10 +34,18 @@ pub(crate) struct Room {
     pub(crate) records: usize,
 }
 
+/// Where a flow's records go at run time.
+pub(crate) enum Sink {
+    /// Through the producer, to this stream.
+    Kinesis(StreamTarget),
+    /// To this delivery stream, batched.
+    Firehose { name: String, batcher: Box<FirehoseBatcher> },
+}
+
 /// A flow's run-time state.
 pub(crate) struct FlowRuntime {
     pub(crate) config: FlowConfig,
-    pub(crate) stream: StreamTarget,
+    pub(crate) sink: Sink,
     pub(crate) tailer: Tailer,
     pub(crate) keys: KeyChooser,
     pub(super) files: HashMap<FileKey, File>,
@@ -44,6 +57,18 @@ pub(crate) struct FlowRuntime {
     pub(crate) failures_unlogged: u64,
     /// The processing step's run-time state (dead-letter file, warnings).
     pub(super) processing: ProcessingRuntime,
+    /// Delivery counters (the agent's metrics).
+    pub(crate) send: SendCounters,
+    /// Records the producer refused as invalid.
+    pub(crate) refused: u64,
+    /// Records handed to the producer and not confirmed yet (file, start) → when they were read.
+    pub(crate) unacked: HashMap<(FileKey, u64), Instant>,
+    /// Unique in the run: deliveries name their flow by it (flows come and go with reloads).
+    pub(crate) uid: u64,
+    /// Not scanned yet: its first scan also looks at the directories of its leftover checkpoints.
+    pub(crate) fresh: bool,
+    /// Removed or changed by a reload: reads nothing more, and goes once its records complete.
+    pub(crate) retiring: bool,
 }
 
 /// Opens `path` and checks it is still `id`.
@@ -57,13 +82,27 @@ fn open_checked(path: &Path, id: FileId) -> Result<File, String> {
 }
 
 impl FlowRuntime {
-    pub(crate) fn new(config: FlowConfig, saved: Vec<SavedCheckpoint>, now: Instant) -> FlowRuntime {
-        let stream = StreamTarget::name(&config.kinesis_stream);
-        let tailer = Tailer::new(config.tailer_config(), saved);
+    /// The flow, with the checkpoints saved by earlier runs, its share of `maxOpenFiles` and its
+    /// [`uid`](Self::uid).
+    pub(crate) fn new(
+        config: FlowConfig,
+        saved: Vec<SavedCheckpoint>,
+        max_open_files: usize,
+        now: Instant,
+        uid: u64,
+    ) -> FlowRuntime {
+        let sink = match &config.destination {
+            Destination::KinesisStream(name) => Sink::Kinesis(StreamTarget::name(name)),
+            Destination::DeliveryStream { name, batching } => Sink::Firehose {
+                name: name.clone(),
+                batcher: Box::new(FirehoseBatcher::new(batching.clone())),
+            },
+        };
+        let tailer = Tailer::new(config.tailer_config(max_open_files), saved);
         let keys = KeyChooser::new(config.partition_key.clone());
         FlowRuntime {
             config,
-            stream,
+            sink,
             tailer,
             keys,
             files: HashMap::new(),
@@ -72,6 +111,37 @@ impl FlowRuntime {
             last_failure_log: None,
             failures_unlogged: 0,
             processing: ProcessingRuntime::default(),
+            send: SendCounters::default(),
+            refused: 0,
+            unacked: HashMap::new(),
+            uid,
+            fresh: true,
+            retiring: false,
+        }
+    }
+
+    /// `count` records not written (`error`: why): logged at error at most every `FAILURE_LOG_EVERY`
+    /// per flow, with the count since.
+    pub(crate) fn failed(&mut self, count: u64, error: &dyn std::fmt::Display) {
+        self.failures_unlogged += count;
+        let now = Instant::now();
+        if self.last_failure_log.is_none_or(|at| now.duration_since(at) >= FAILURE_LOG_EVERY) {
+            tracing::error!(
+                flow = %self.config.id(),
+                failures = self.failures_unlogged,
+                %error,
+                "records not written; the flow stalls on them and retries (nothing is dropped)"
+            );
+            self.last_failure_log = Some(now);
+            self.failures_unlogged = 0;
+        }
+    }
+
+    /// When the flow's Firehose batcher has something to do next.
+    pub(crate) fn firehose_wakeup(&self) -> Option<Instant> {
+        match &self.sink {
+            Sink::Firehose { batcher, .. } => batcher.next_wakeup(),
+            Sink::Kinesis(_) => None,
         }
     }
 
@@ -97,9 +167,11 @@ impl FlowRuntime {
         out: &mut Vec<TailRecord>,
     ) -> bool {
         let mut observations = discovery::observe(&self.config.file_pattern);
+        let mut dirs = self.tailer.waiting_dirs();
         if first {
-            observations.extend(discovery::observe_dirs(&self.tailer.leftover_dirs()));
+            dirs.extend(self.tailer.leftover_dirs());
         }
+        observations.extend(discovery::observe_dirs(&dirs));
         observations.retain(|obs| {
             let taken = claimed.contains(&obs.id) && obs.matched;
             if taken {
@@ -110,17 +182,25 @@ impl FlowRuntime {
         let actions = self.tailer.on_scan(now, observations);
         let opened = actions.iter().any(|a| matches!(a, Action::Open { .. } | Action::Reopen { .. }));
         self.apply(actions, now, out);
-        opened
+        opened || self.tailer.has_unsaved_files()
     }
 
-    /// Applies actions of the tailer.
+    /// Applies actions of the tailer; after an open, checkpoints must be saved before reading
+    /// (`needs_save`).
     pub(crate) fn apply(&mut self, actions: Vec<Action>, now: Instant, out: &mut Vec<TailRecord>) {
         for action in actions {
             match action {
-                Action::Open { key, path, id, .. } => self.open(key, &path, id),
+                Action::Open { key, path, id, .. } => {
+                    self.open(key, &path, id);
+                    self.needs_save = true;
+                }
                 Action::Reopen { key, path, id, .. } => {
                     self.files.remove(&key);
                     self.open(key, &path, id);
+                    self.needs_save = true;
+                }
+                Action::Release { key } => {
+                    self.files.remove(&key);
                 }
                 Action::Close { key } => {
                     // Read what is left: the file was quiet at its end, so little or nothing; past the

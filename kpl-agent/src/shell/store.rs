@@ -1,6 +1,7 @@
 //! The checkpoint store: a redb database (pure Rust, ACID, crash-safe: a commit is durable once it
 //! returns, and a crash mid-commit leaves the previous state). One row per file, keyed by
-//! (device, inode); the value is a small JSON object (fingerprint, offset, path, flow, time saved).
+//! (device, inode); the value is a small JSON object (fingerprint, offset, completed ranges above it,
+//! path, flow, time saved).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -161,6 +162,7 @@ fn encode(row: &SavedCheckpoint, saved_at_ms: u64) -> String {
         "fingerprint_len": row.fingerprint.len,
         "fingerprint_md5": hex(&row.fingerprint.digest),
         "offset": row.offset,
+        "completed": row.completed,
         "path": row.path.to_string_lossy(),
         "flow": row.flow,
         "saved_at_ms": saved_at_ms,
@@ -184,6 +186,11 @@ fn decode(id: FileId, text: &str) -> Option<SavedCheckpoint> {
         offset: value["offset"].as_u64()?,
         path: PathBuf::from(value["path"].as_str()?),
         flow: value["flow"].as_str()?.to_owned(),
+        // Rows saved before completed ranges were kept have none.
+        completed: match &value["completed"] {
+            Value::Null => Vec::new(),
+            ranges => serde_json::from_value(ranges.clone()).ok()?,
+        },
     })
 }
 
@@ -198,6 +205,7 @@ mod tests {
             offset,
             path: PathBuf::from("/var/log/app.log"),
             flow: "kinesis:s:/var/log/*.log".into(),
+            completed: vec![(offset + 10, offset + 30), (offset + 40, offset + 41)],
         }
     }
 

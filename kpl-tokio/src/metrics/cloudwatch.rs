@@ -52,6 +52,21 @@ pub struct CloudWatchUploader {
     request_timeout: Duration,
 }
 
+/// A datum of the application's own (not the producer's), for [`CloudWatchUploader::put_data`]: a
+/// metric name, its dimensions in order, its unit and a statistic set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomDatum {
+    /// The metric name (CloudWatch: 1 to 255 characters).
+    pub name: String,
+    /// (name, value) pairs, in order (CloudWatch: at most 30). Empty values are left out, as for the
+    /// producer's metrics.
+    pub dimensions: Vec<(String, String)>,
+    /// Its unit.
+    pub unit: MetricUnit,
+    /// The statistic set (sample count, sum, minimum, maximum).
+    pub stat: kpl_core::Stat,
+}
+
 /// What an uploader did so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UploadStats {
@@ -170,6 +185,32 @@ impl CloudWatchUploader {
         debug!("metrics uploader stopped: the producer is gone");
     }
 
+    /// Uploads `data` (the application's own metrics) now, under the configured namespace, timestamped
+    /// now, in requests of at most 20 data and 38 KiB, one at a time, each bounded by the request
+    /// timeout. Failures are logged and their data dropped, as for the producer's metrics; the returned
+    /// counts say what happened (`rounds` is 1 when there was anything to upload).
+    pub async fn put_data(&self, data: &[CustomDatum]) -> UploadStats {
+        let counters = Counters::default();
+        let timestamp = DateTime::from(SystemTime::now());
+        let data: Vec<MetricDatum> = data
+            .iter()
+            .map(|datum| datum_of(&datum.name, datum.dimensions.clone(), datum.unit, &datum.stat, timestamp))
+            .collect();
+        if !data.is_empty() {
+            counters.rounds.fetch_add(1, Ordering::Relaxed);
+        }
+        for batch in batches(data) {
+            self.put(batch, &counters).await;
+        }
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        UploadStats {
+            rounds: read(&counters.rounds),
+            requests: read(&counters.requests),
+            data: read(&counters.data),
+            failed_requests: read(&counters.failed_requests),
+        }
+    }
+
     async fn put(&self, batch: Vec<MetricDatum>, counters: &Counters) {
         let count = batch.len() as u64;
         let request = self
@@ -197,26 +238,8 @@ impl CloudWatchUploader {
         let mut data = Vec::new();
         for metric in metrics.iter().filter(|metric| self.config.reports(metric.name)) {
             for dimensions in self.dimension_lists(metric) {
-                let statistics = StatisticSet::builder()
-                    .sample_count(metric.stat.count as f64)
-                    .sum(metric.stat.sum)
-                    .minimum(metric.stat.min)
-                    .maximum(metric.stat.max)
-                    .build();
-                let dimensions = dimensions
-                    .into_iter()
-                    .filter(|(_, value)| !value.trim().is_empty())
-                    .map(|(name, value)| Dimension::builder().name(name).value(value).build())
-                    .collect();
-                data.push(
-                    MetricDatum::builder()
-                        .metric_name(metric.name.as_str())
-                        .set_dimensions(Some(dimensions))
-                        .statistic_values(statistics)
-                        .unit(unit(metric.name.unit()))
-                        .timestamp(timestamp)
-                        .build(),
-                );
+                let name = metric.name.as_str();
+                data.push(datum_of(name, dimensions, metric.name.unit(), &metric.stat, timestamp));
             }
         }
         data
@@ -264,6 +287,34 @@ impl CloudWatchUploader {
         }
         lists
     }
+}
+
+/// One datum: a statistic set with its dimensions (those with an empty value left out).
+fn datum_of(
+    name: &str,
+    dimensions: Vec<(String, String)>,
+    unit_of: MetricUnit,
+    stat: &kpl_core::Stat,
+    timestamp: DateTime,
+) -> MetricDatum {
+    let statistics = StatisticSet::builder()
+        .sample_count(stat.count as f64)
+        .sum(stat.sum)
+        .minimum(stat.min)
+        .maximum(stat.max)
+        .build();
+    let dimensions = dimensions
+        .into_iter()
+        .filter(|(_, value)| !value.trim().is_empty())
+        .map(|(name, value)| Dimension::builder().name(name).value(value).build())
+        .collect();
+    MetricDatum::builder()
+        .metric_name(name)
+        .set_dimensions(Some(dimensions))
+        .statistic_values(statistics)
+        .unit(unit(unit_of))
+        .timestamp(timestamp)
+        .build()
 }
 
 fn unit(unit: MetricUnit) -> StandardUnit {

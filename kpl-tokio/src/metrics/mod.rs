@@ -14,7 +14,7 @@ mod facade;
 mod interval;
 
 #[cfg(feature = "cloudwatch")]
-pub use cloudwatch::{CloudWatchUploader, UploadStats, UploaderHandle};
+pub use cloudwatch::{CloudWatchUploader, CustomDatum, UploadStats, UploaderHandle};
 pub use config::{ExtraDimension, MetricsConfig, MetricsConfigError};
 #[cfg(feature = "metrics-facade")]
 pub use facade::{ExporterHandle, FacadeSnapshot, MetricsExporter};

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
-use super::{Action, FileKey, InitialPosition, Observation, State, Tailer, Tracked};
+use super::{Action, FileKey, Handle, InitialPosition, Observation, SavedCheckpoint, State, Tailer, Tracked};
 use crate::core::framing::Framer;
 use crate::core::identity::Fingerprint;
 use crate::core::notice::Notice;
@@ -30,6 +30,12 @@ impl Tailer {
     /// A directory scan's observations (see the module contract); returns what the shell must do.
     pub fn on_scan(&mut self, now: Instant, observations: Vec<Observation>) -> Vec<Action> {
         let mut scan = Scan { now, seen: BTreeSet::new(), actions: Vec::new() };
+        // A rotated file without a descriptor is known only where this scan finds it.
+        for file in self.files.values_mut() {
+            if let (State::Gone { .. }, Handle::Waiting { .. }) = (file.state, file.handle) {
+                file.observed_size = None;
+            }
+        }
         let (matched, leftovers): (Vec<_>, Vec<_>) = observations.into_iter().partition(|obs| obs.matched);
         let mut truncated = Vec::new();
         let mut fresh = Vec::new();
@@ -52,6 +58,9 @@ impl Tailer {
                 self.notices.push(Notice::Back { path: obs.path.clone() });
                 file.state = State::Live;
             }
+            file.observed_size = Some(obs.size);
+            // Grown since it was last read to its end: not idle (its descriptor is not given away).
+            file.at_eof &= obs.size <= file.framer.consumed();
             if obs.head.len() > file.head.len() {
                 file.fingerprint = Fingerprint::of(&obs.head);
                 file.head = obs.head;
@@ -68,9 +77,13 @@ impl Tailer {
             if file.state == State::Live && !scan.seen.contains(key) {
                 self.notices.push(Notice::Gone { path: file.path.clone() });
                 file.state = State::Gone { since: now };
+                if file.handle != Handle::Open {
+                    file.observed_size = None;
+                }
             }
         }
         self.scanned = true;
+        self.balance(now, &mut scan.actions);
         scan.actions
     }
 
@@ -105,7 +118,11 @@ impl Tailer {
             file.path = copy.path.clone();
             file.state = State::Live;
             file.at_eof = false;
-            scan.actions.push(Action::Reopen { key, path: copy.path, id: copy.id, offset });
+            file.observed_size = Some(copy.size);
+            // Without a descriptor, it waits for one as before (in the copy now).
+            if file.handle == Handle::Open {
+                scan.actions.push(Action::Reopen { key, path: copy.path, id: copy.id, offset });
+            }
         } else {
             self.notices.push(Notice::TruncatedWithoutCopy { path: obs.path.clone(), read_to: offset });
             self.stats.anomalies += 1;
@@ -138,7 +155,7 @@ impl Tailer {
                 self.start(scan, obs, 0, "truncated while stopped", State::Live);
             } else {
                 let row = self.saved.remove(index);
-                self.start(scan, obs, row.offset, "checkpoint", State::Live);
+                self.resume(scan, obs, row, "checkpoint", State::Live);
             }
         }
         let mut held = BTreeMap::new();
@@ -149,7 +166,7 @@ impl Tailer {
             if let Some(index) = moved {
                 let row = self.saved.remove(index);
                 let why = "checkpoint of the same content (a copy or a move while stopped)";
-                self.start(scan, obs, row.offset, why, State::Live);
+                self.resume(scan, obs, row, why, State::Live);
                 continue;
             }
             let looks_like_a_copy = self.scanned
@@ -168,7 +185,16 @@ impl Tailer {
             let (offset, why) = match (self.scanned, self.config.initial_position) {
                 (true, _) => (0, "new file"),
                 (false, InitialPosition::StartOfFile) => (0, "initialPosition START_OF_FILE"),
-                (false, InitialPosition::EndOfFile) => (obs.size, "initialPosition END_OF_FILE"),
+                (false, InitialPosition::EndOfFile) => {
+                    // From the start of its last line, found by reading the end of the file.
+                    let framer = Framer::at_end(obs.size);
+                    let why = "initialPosition END_OF_FILE (the start of its last line)";
+                    let key = self.start(scan, obs, framer.consumed(), why, State::Live);
+                    if let Some(file) = self.files.get_mut(&key) {
+                        file.framer = framer;
+                    }
+                    continue;
+                }
             };
             self.start(scan, obs, offset, why, State::Live);
         }
@@ -178,7 +204,8 @@ impl Tailer {
     /// A file in [`Tailer::leftover_dirs`]: resumed (and closed once read) if it is still the file its
     /// checkpoint was saved for.
     fn resume_leftover(&mut self, scan: &mut Scan, obs: Observation) {
-        if self.open_key(obs.id.dev, obs.id.ino).is_some() {
+        if let Some(key) = self.open_key(obs.id.dev, obs.id.ino) {
+            self.found_again(key, obs);
             return;
         }
         let flow = &self.config.flow;
@@ -192,15 +219,56 @@ impl Tailer {
         };
         let row = self.saved.remove(index);
         let gone = State::Gone { since: scan.now };
-        self.start(scan, obs, row.offset, "checkpoint of a rotated file left unfinished", gone);
+        self.resume(scan, obs, row, "checkpoint of a rotated file left unfinished", gone);
     }
 
-    /// Starts tracking a file at `offset`, to be opened.
-    fn start(&mut self, scan: &mut Scan, obs: Observation, offset: u64, why: &'static str, state: State) {
-        let (path, id) = (obs.path.clone(), obs.id);
+    /// A rotated file without a descriptor (released early), found by identity outside the pattern: it
+    /// is reopened if it grew.
+    fn found_again(&mut self, key: FileKey, obs: Observation) {
+        let Some(file) = self.files.get_mut(&key) else { return };
+        let waiting = matches!(file.handle, Handle::Waiting { .. });
+        if !(waiting && matches!(file.state, State::Gone { .. })) {
+            return;
+        }
+        if !file.fingerprint.matches(&obs.head) || obs.size < file.framer.consumed() {
+            // Other content now: what it held past the read offset cannot be found.
+            return;
+        }
+        if file.path != obs.path {
+            self.notices.push(Notice::Renamed { from: file.path.clone(), to: obs.path.clone() });
+            file.path = obs.path;
+        }
+        file.at_eof = obs.size <= file.framer.consumed();
+        file.observed_size = Some(obs.size);
+    }
+
+    /// Starts tracking a file at its saved checkpoint, with the ranges above it confirmed then.
+    fn resume(
+        &mut self,
+        scan: &mut Scan,
+        obs: Observation,
+        row: SavedCheckpoint,
+        why: &'static str,
+        state: State,
+    ) {
+        let key = self.start(scan, obs, row.offset, why, state);
+        if let Some(file) = self.files.get_mut(&key) {
+            file.progress = Progress::resuming(row.offset, &row.completed);
+        }
+    }
+
+    /// Starts tracking a file at `offset`; [`Tailer::balance`] opens it.
+    fn start(
+        &mut self,
+        scan: &mut Scan,
+        obs: Observation,
+        offset: u64,
+        why: &'static str,
+        state: State,
+    ) -> FileKey {
         let key = self.track(obs, offset, why, state, scan.now);
-        scan.actions.push(Action::Open { key, path, id, offset });
         scan.seen.insert(key);
+        key
     }
 
     /// Starts tracking a file at `offset`.
@@ -215,6 +283,7 @@ impl Tailer {
         let key = FileKey(self.next_key);
         self.next_key += 1;
         self.notices.push(Notice::Opened { path: obs.path.clone(), offset, why });
+        let observed_size = Some(obs.size);
         self.files.insert(
             key,
             Tracked {
@@ -228,6 +297,9 @@ impl Tailer {
                 at_eof: false,
                 last_data: now,
                 saved_offset: None,
+                saved_completed: Vec::new(),
+                handle: Handle::Waiting { since: now },
+                observed_size,
             },
         );
         key
