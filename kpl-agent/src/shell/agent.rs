@@ -188,8 +188,9 @@ pub async fn run_with<B: Backend>(
     tracing::info!(checkpoints = saved.len(), store = %store.path().display(), "starting");
     let producer = KinesisProducer::builder(config.producer.clone(), backend).spawn()?;
     let now = Instant::now();
+    let share = open_files_share(&config, config.flows.len());
     let flows: Vec<FlowRuntime> = (config.flows.iter().zip(0..))
-        .map(|(flow, uid)| FlowRuntime::new(flow.clone(), saved.clone(), open_files_share(&config, config.flows.len()), now, uid))
+        .map(|(flow, uid)| FlowRuntime::new(flow.clone(), saved.clone(), share, now, uid))
         .collect();
     let mut agent = Agent {
         config,
@@ -209,7 +210,6 @@ pub async fn run_with<B: Backend>(
     };
     let starting = agent.config.flows.clone();
     agent.firehose_client_for(&starting).await?;
-    };
     let wakeups = Arc::new(Wakeups::default());
     let (mut watcher, mut tick) = agent.watch(&wakeups);
     let (mut scan_due, mut first, mut woken) = (true, true, true);
@@ -438,8 +438,7 @@ impl Agent {
         let error = batcher.take_last_error();
         flow.send.records_sent += after.records_written - before.records_written;
         flow.send.record_send_errors += failures;
-        flow.send.record_send_attempts +=
-            after.records_written - before.records_written + failures;
+        flow.send.record_send_attempts += after.records_written - before.records_written + failures;
         flow.send.service_errors += after.failed_calls - before.failed_calls;
         self.summary.records_delivered += written.len() as u64;
         self.summary.delivery_failures += failures;
@@ -520,8 +519,8 @@ impl Agent {
             // Maybe written, maybe not: it stays above the checkpoint, so it is sent again after a restart.
             Err(DeliveryError::ShutdownTimedOut | DeliveryError::DriverStopped) => {}
             Err(error) => {
-                self.summary.delivery_failures += 1;
                 flow.failed(1, &error);
+                self.summary.delivery_failures += 1;
                 let pause = RETRY_FIRST.saturating_mul(1 << delivery.attempt.min(5)).min(RETRY_MAX);
                 let retry = Delivery { attempt: delivery.attempt + 1, ..delivery };
                 self.retries.push_back((Instant::now() + pause, retry));

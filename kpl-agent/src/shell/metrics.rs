@@ -35,10 +35,6 @@ impl FlowRuntime {
                 self.send.service_errors += 1;
                 failure.attempts()
             }
-            Err(DeliveryError::Refused(_)) => {
-                self.send.service_errors += 1;
-                &[]
-            }
             Err(_) => &[],
         };
         self.send.record_send_attempts += attempts.len() as u64;
