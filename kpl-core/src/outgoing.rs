@@ -74,3 +74,16 @@ impl OutgoingRecord {
         matches!(self.users.as_slice(), [only] if only.isolated)
     }
 }
+
+/// What a request's log span tells about `records` (see `PutRecordsRequest::attempt` and `shards`): the
+/// highest attempt among them, counting each by its first user record (an aggregate's users move together,
+/// and looking at one per entry keeps this off the per-record path), and how many shards they were
+/// predicted to.
+pub(crate) fn request_context(records: &[OutgoingRecord]) -> (u32, u32) {
+    let attempts = records.iter().filter_map(|record| record.users.first()).map(|user| user.attempts.len());
+    let attempt = u32::try_from(attempts.max().unwrap_or(0)).unwrap_or(u32::MAX).saturating_add(1);
+    let mut slots: Vec<ShardSlot> = records.iter().filter_map(|record| record.slot).collect();
+    slots.sort_unstable();
+    slots.dedup();
+    (attempt, u32::try_from(slots.len()).unwrap_or(u32::MAX))
+}

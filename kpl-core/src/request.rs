@@ -46,6 +46,21 @@ pub struct PutRecordsRequest {
     pub stream: StreamTarget,
     /// The entries, at most `collection_max_count`, within `collection_max_size`.
     pub entries: Vec<PutRecordsEntry>,
+    /// For logs: the highest attempt among its entries (1: all are on their first try; an entry counts as
+    /// its first user record's attempt). Not sent.
+    pub attempt: u32,
+    /// For logs: how many shards its entries were predicted to (0 while the stream's shard map is not
+    /// known). Not sent.
+    pub shards: u32,
+}
+
+impl PutRecordsRequest {
+    /// A request of `entries` to `stream`, on its first attempt, to shards not predicted (a backend test's
+    /// or a custom producer's request: the core fills in [`attempt`](Self::attempt) and
+    /// [`shards`](Self::shards) itself).
+    pub fn new(stream: StreamTarget, entries: Vec<PutRecordsEntry>) -> Self {
+        Self { stream, entries, attempt: 1, shards: 0 }
+    }
 }
 
 /// One entry of a `PutRecords` request: one Kinesis record.

@@ -47,7 +47,11 @@ fn a_flush_with_nothing_outstanding_completes_at_once() {
 #[test]
 fn a_flush_completes_after_the_last_record_accepted_before_it() {
     // Buffering long enough that nothing goes out before the flush asks.
-    let config = ProducerConfig::builder().record_max_buffered_time(Duration::from_secs(60)).build().unwrap();
+    let config = ProducerConfig::builder()
+        .record_max_buffered_time(Duration::from_secs(60))
+        .record_ttl(Duration::from_secs(120))
+        .build()
+        .unwrap();
     let mut h = Harness::new(config, 2);
     h.start();
     let before: Vec<RecordId> = (0..20).map(|i| h.put(&format!("key-{i}"), b"x")).collect();
@@ -65,7 +69,11 @@ fn a_flush_completes_after_the_last_record_accepted_before_it() {
 
 #[test]
 fn a_flush_of_one_stream_waits_for_that_stream_only() {
-    let config = ProducerConfig::builder().record_max_buffered_time(Duration::from_secs(60)).build().unwrap();
+    let config = ProducerConfig::builder()
+        .record_max_buffered_time(Duration::from_secs(60))
+        .record_ttl(Duration::from_secs(120))
+        .build()
+        .unwrap();
     let mut h = Harness::new(config, 1);
     h.start();
     let other = StreamTarget::name("other-stream");

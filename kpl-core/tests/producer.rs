@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::{Harness, Reply, first_put_then_success, stream};
 use kpl_core::{
-    AggregationPolicy, Event, ProducerConfig, PutError, RecordError, Request, RequestError, RequestErrorKind,
-    ShardMapWait, UserRecord,
+    AggregationPolicy, Event, ProducerConfig, PutError, PutRecordsRequest, RecordError, Request,
+    RequestError, RequestErrorKind, ShardMapWait, UserRecord,
 };
 use kpl_deagg::partition_key_hash;
 
@@ -109,6 +109,34 @@ fn throttled_entries_are_retried_and_their_attempts_reported() {
             .any(|e| matches!(e, Event::ShardThrottled { rate_factor, .. } if *rate_factor == 0.5))
     );
     assert_eq!(h.producer.stats().throttled_entries, 1);
+}
+
+#[test]
+fn requests_tell_their_attempt_and_shards_for_the_logs() {
+    let mut h = Harness::new(config().build().unwrap(), 4);
+    h.start();
+    for key in 0..32 {
+        h.put(&format!("key-{key}"), b"v");
+    }
+    h.producer.flush(h.now, None);
+    let throttled = RequestError::new(RequestErrorKind::Transient, Some("InternalFailure"), "try again");
+    h.run(Duration::from_secs(10), first_put_then_success(Reply::Error(throttled)));
+    let puts: Vec<&PutRecordsRequest> = (h.requests.iter())
+        .filter_map(|request| match request {
+            Request::PutRecords(put) => Some(put),
+            _ => None,
+        })
+        .collect();
+    // 32 keys over 4 shards: one aggregate per shard, each entry on a shard of its own.
+    assert_eq!((puts[0].attempt, puts[0].shards, puts[0].entries.len()), (1, 4, 4));
+    // The retries (each shard backs off on its own, so they may go in several requests) are the
+    // aggregates' second attempt, on the same four shards.
+    let retries = &puts[1..];
+    assert!(
+        retries.iter().all(|put| put.attempt == 2 && put.shards as usize == put.entries.len()),
+        "{retries:#?}"
+    );
+    assert_eq!(retries.iter().map(|put| put.shards).sum::<u32>(), 4);
 }
 
 #[test]

@@ -124,7 +124,7 @@ fn later(now: Instant, duration: Duration) -> Instant {
 /// kinesis.create_stream("orders", 4).unwrap();
 /// let now = Instant::now(); // the caller's clock (virtual in a simulation)
 /// let entry = PutRecordsEntry { partition_key: "customer-42".into(), explicit_hash_key: None, data: "hi".into() };
-/// let request = Request::PutRecords(PutRecordsRequest { stream: StreamTarget::name("orders"), entries: vec![entry] });
+/// let request = Request::PutRecords(PutRecordsRequest::new(StreamTarget::name("orders"), vec![entry]));
 /// kinesis.handle_request(now, RequestId(1), request).unwrap();
 /// let due = kinesis.poll_timeout().unwrap();
 /// let (id, response) = kinesis.poll_response(due).unwrap();

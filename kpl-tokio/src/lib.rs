@@ -79,7 +79,8 @@
 //! # Logging
 //!
 //! Events go through `tracing`; install a subscriber to see them. Each request runs in a span (`request`,
-//! with the operation, `PutRecords` or `ListShards`, the stream, the request id and the entry count). A request that fails
+//! with the operation, `PutRecords` or `ListShards`, the stream and the request id; for `PutRecords` also
+//! the entry count, the shards its entries go to and the attempt, the highest among its entries). A request that fails
 //! as a whole is logged at `error` when retrying cannot cure it (access denied, stream not found, a request
 //! Kinesis refuses) and at `warn` otherwise (5xx, timeouts, lost connections): the first at once, repeats
 //! summarised every 10 seconds. Throttling is summarised at `info` per stream every 10 seconds (shards

@@ -32,9 +32,19 @@ pub(crate) fn spawn<R: Runtime, B: Backend>(
     let Transmit { id, request } = transmit;
     let kind = request.kind();
     let label = RequestLabel { operation: kind.operation(), stream: request.stream().clone() };
-    let span = info_span!("request", operation = kind.operation(), request = id.0, stream = %label.stream, entries = field::Empty);
+    let span = info_span!(
+        "request",
+        operation = kind.operation(),
+        request = id.0,
+        stream = %label.stream,
+        entries = field::Empty,
+        shards = field::Empty,
+        attempt = field::Empty,
+    );
     if let Request::PutRecords(put) = &request {
         span.record("entries", put.entries.len());
+        span.record("shards", put.shards);
+        span.record("attempt", put.attempt);
     }
     let timer = runtime.sleep_until(now.checked_add(timeout).unwrap_or(now));
     let mut answer = Answer { id, kind, responder: Some(responder.clone()) };

@@ -125,7 +125,11 @@ async fn invalid_records_are_refused_at_once_without_affecting_others() {
 async fn flush_resolves_when_earlier_records_completed_and_sends_at_once() {
     let backend = mock(2);
     // Records would wait up to a minute to be batched without the flush.
-    let config = ProducerConfig::builder().record_max_buffered_time(Duration::from_secs(60)).build().unwrap();
+    let config = ProducerConfig::builder()
+        .record_max_buffered_time(Duration::from_secs(60))
+        .record_ttl(Duration::from_secs(120))
+        .build()
+        .unwrap();
     let producer = producer(config, backend.clone());
     let other = StreamTarget::name("payments");
     backend.with_kinesis(|kinesis, _| kinesis.create_stream("payments", 1)).unwrap();

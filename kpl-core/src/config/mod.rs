@@ -232,6 +232,15 @@ impl ProducerConfigBuilder {
                 config.aggregation_max_size, config.collection_max_size
             )));
         }
+        // Records wait up to RecordMaxBufferedTime before they are sent: with a TTL no longer than that, a
+        // record that does not fill an aggregate or a request expires before it is ever sent.
+        if config.record_max_buffered_time >= config.record_ttl {
+            return Err(ConfigError::Inconsistent(format!(
+                "RecordMaxBufferedTime {} ms is not below RecordTtl {} ms: records would expire unsent",
+                config.record_max_buffered_time.as_millis(),
+                config.record_ttl.as_millis()
+            )));
+        }
         if config.retry_initial_backoff > config.retry_max_backoff {
             return Err(ConfigError::Inconsistent(
                 "RetryInitialBackoff is larger than RetryMaxBackoff".into(),
@@ -270,6 +279,21 @@ mod tests {
         let error = ProducerConfig::builder().record_ttl(Duration::from_millis(99)).build();
         assert!(matches!(error, Err(ConfigError::OutOfRange { setting: "RecordTtl", .. })));
         assert!(ProducerConfig::builder().record_ttl(Duration::MAX).build().is_ok());
+    }
+
+    #[test]
+    fn records_must_be_sent_before_their_ttl() {
+        let at = |buffered: u64, ttl: u64| {
+            ProducerConfig::builder()
+                .record_max_buffered_time(Duration::from_millis(buffered))
+                .record_ttl(Duration::from_millis(ttl))
+                .build()
+        };
+        assert!(
+            matches!(at(30_000, 30_000), Err(ConfigError::Inconsistent(message)) if message.contains("expire unsent"))
+        );
+        assert!(matches!(at(60_000, 30_000), Err(ConfigError::Inconsistent(_))));
+        assert!(at(29_999, 30_000).is_ok());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::event::Event;
 use crate::ids::{FlushId, RecordId, RequestId, StreamIx, StreamTarget};
 use crate::listing::Listing;
 use crate::metrics::{Metric, MetricSample, MetricsQuery, MetricsQueryError, Telemetry};
-use crate::outgoing::{AcceptedRecord, OutgoingRecord};
+use crate::outgoing::{AcceptedRecord, OutgoingRecord, request_context};
 use crate::record::{PutError, UserRecord};
 use crate::request::{
     PutRecordsEntry, PutRecordsRequest, Request, RequestError, RequestErrorKind, Response, Transmit,
@@ -359,11 +359,13 @@ impl Producer {
                 data: record.entry.data.clone(),
             })
             .collect();
+        let (attempt, shards) = request_context(&records);
         self.telemetry.put_sent(now, s, &records);
         let stream = self.listing.target(s).clone();
         self.in_flight.insert(id, InFlight::Put { stream: s, records, started: now });
         self.puts_in_flight += 1;
-        Some(Transmit { id, request: Request::PutRecords(PutRecordsRequest { stream, entries }) })
+        let request = PutRecordsRequest { stream, entries, attempt, shards };
+        Some(Transmit { id, request: Request::PutRecords(request) })
     }
 
     /// The next event, if any.

@@ -103,10 +103,7 @@ fn streams_are_found_by_arn_of_the_mocks_account_and_region() {
     let arn = kinesis.stream_arn(STREAM);
     assert_eq!(arn, "arn:aws:kinesis:us-east-1:123456789012:stream/orders");
     let by_arn = |arn: &str| {
-        Request::PutRecords(PutRecordsRequest {
-            stream: StreamTarget::arn(arn),
-            entries: vec![entry("k", None, "x")],
-        })
+        Request::PutRecords(PutRecordsRequest::new(StreamTarget::arn(arn), vec![entry("k", None, "x")]))
     };
     let results = put_results(call(&mut kinesis, epoch(), 1, by_arn(&arn)).1);
     assert_eq!(written(&results[0]).0, "shardId-000000000000");

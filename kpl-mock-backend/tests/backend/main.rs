@@ -59,7 +59,7 @@ pub fn entry(
 
 /// `PutRecords` of `entries` to [`STREAM`].
 pub fn put(entries: Vec<PutRecordsEntry>) -> Request {
-    Request::PutRecords(PutRecordsRequest { stream: StreamTarget::name(STREAM), entries })
+    Request::PutRecords(PutRecordsRequest::new(StreamTarget::name(STREAM), entries))
 }
 
 /// `ListShards` of [`STREAM`].
