@@ -145,6 +145,17 @@ impl Listing {
         self.streams[s.index()].shards.len()
     }
 
+    /// The slots of `s`'s shards that its map no longer predicts to (closed by a reshard), ascending.
+    pub(crate) fn closed_slots(&self, s: StreamIx) -> Vec<ShardSlot> {
+        let stream = &self.streams[s.index()];
+        let Some(map) = &stream.map else { return Vec::new() };
+        let mut open = vec![false; stream.shards.len()];
+        for slot in map.slots() {
+            open[slot.index()] = true;
+        }
+        (0..stream.shards.len()).filter(|&index| !open[index]).map(|index| ShardSlot(index as u32)).collect()
+    }
+
     /// The shard predicted for `hash_key`, if the stream has a map.
     pub(crate) fn predict(&self, s: StreamIx, hash_key: u128) -> Option<ShardSlot> {
         self.streams[s.index()].map.as_ref().and_then(|map| map.predict(hash_key))

@@ -17,6 +17,11 @@ impl ShardMap {
         Self { ends }
     }
 
+    /// The slots of the open shards.
+    pub(crate) fn slots(&self) -> impl Iterator<Item = ShardSlot> + '_ {
+        self.ends.iter().map(|&(_, slot)| slot)
+    }
+
     /// The slot of the shard whose range holds `hash_key`: the first shard ending at or after it. `None` only
     /// when the map is empty or does not reach `hash_key` (an incomplete listing).
     pub(crate) fn predict(&self, hash_key: u128) -> Option<ShardSlot> {

@@ -89,6 +89,13 @@ impl ShardQueues {
 
     /// The queue's head if the limiter lets it through now. Otherwise `None`, with a wake-up set for when it
     /// will (or for the first TTL in the queue, if that comes sooner).
+    /// Takes every record queued for a shard (its limiter stays: the shard may be listed again).
+    pub(crate) fn take_all(&mut self, s: StreamIx, slot: ShardSlot) -> VecDeque<OutgoingRecord> {
+        let shard = self.shard(s, slot);
+        shard.expiry = None;
+        std::mem::take(&mut shard.queue)
+    }
+
     pub(crate) fn pop_ready(&mut self, now: Instant, s: StreamIx, slot: ShardSlot) -> Option<OutgoingRecord> {
         let shard = &mut self.queues[s.index()][slot.index()];
         let Some(head) = shard.queue.front() else {

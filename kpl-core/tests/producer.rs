@@ -252,6 +252,45 @@ fn wrong_shard_after_a_split_retries_the_whole_aggregate_and_refreshes_the_map()
     }
 }
 
+/// PutRecords entries the harness has answered so far.
+fn entries_sent(h: &Harness) -> usize {
+    (h.requests.iter())
+        .map(|request| match request {
+            Request::PutRecords(put) => put.entries.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[test]
+fn records_queued_for_merged_shards_go_through_the_merged_shards_limiter() {
+    // Unaggregated, so that each record is one entry and each shard's limiter passes 1,000 per second.
+    let mut h = Harness::new(config().aggregation_enabled(false).build().unwrap(), 2);
+    h.start();
+    // 10,000 records per shard: a second's worth goes at once, the rest queues behind each limiter.
+    for i in 0..20_000 {
+        h.put(&key(i), b"x");
+    }
+    h.run(Duration::from_millis(100), |_| Reply::Success);
+    // The two shards merge: results now name the merged shard, and the producer lists the stream again.
+    let mut merged = common::even_shards(1);
+    merged[0].shard_id = "shardId-000000000002".into();
+    h.shards = merged;
+    let maps = |h: &Harness| h.events.iter().filter(|e| matches!(e, Event::ShardMapUpdated { .. })).count();
+    while maps(&h) < 2 {
+        h.run(Duration::from_millis(10), |_| Reply::Success);
+    }
+    // From the new map on, one shard's limiter governs: a full bucket (1,000) plus 1,000 a second, and at
+    // most a request (500) that had passed the parents' limiters already. The parents' queues draining
+    // through their own limiters as well (as they did) sent 9,000.
+    let before = entries_sent(&h);
+    h.run(Duration::from_secs(3), |_| Reply::Success);
+    let sent = entries_sent(&h) - before;
+    assert!((3_900..=4_500).contains(&sent), "{sent} entries in the 3 s after the merge");
+    h.run(Duration::from_secs(30), |_| Reply::Success);
+    assert_eq!(h.succeeded(), 20_000, "nothing is lost on the way");
+}
+
 #[test]
 fn backpressure_refuses_past_the_limit_and_signals_capacity() {
     let mut h = Harness::new(config().max_outstanding_records(3).build().unwrap(), 1);

@@ -56,6 +56,8 @@ impl Producer {
                     for record in self.collection.take_unpredicted(s) {
                         self.route(now, s, record);
                     }
+                } else {
+                    self.reroute_closed_shards(now, s);
                 }
             }
         }

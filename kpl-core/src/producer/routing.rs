@@ -151,7 +151,22 @@ impl Producer {
         }
     }
 
-    /// A Kinesis record whose earliest TTL passed: its expired records fail, the others are re-routed.
+    /// After a new shard map: what waits for a shard the map no longer has (closed by a merge or split), in
+    /// its aggregation buffer or in its limiter's queue, is routed again by the new map. It then goes
+    /// through the limiter of the shard that takes it; left where it was, it would drain through the closed
+    /// shard's limiter on top of that shard's own traffic (a merged shard fed by three limiters), and an
+    /// aggregate of a split shard would mix the children's keys.
+    pub(super) fn reroute_closed_shards(&mut self, now: Instant, s: StreamIx) {
+        for slot in self.listing.closed_slots(s) {
+            let buffered = self.aggregation.finish(s, AggKey::Shard(slot), |_| None);
+            for record in buffered.into_iter().chain(self.shard_queues.take_all(s, slot)) {
+                self.expire(now, s, record);
+            }
+        }
+    }
+
+    /// A Kinesis record broken up (its earliest TTL passed, or its shard closed): its expired records fail,
+    /// the others are routed again.
     pub(super) fn expire(&mut self, now: Instant, s: StreamIx, record: OutgoingRecord) {
         for user in record.users {
             if has_passed(user.expiration, now) {
