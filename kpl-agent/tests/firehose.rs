@@ -19,7 +19,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use kpl_agent::config::parse;
-use kpl_agent::shell::{CheckpointStore, RunSummary, run_with_progress};
+use kpl_agent::shell::{CheckpointStore, RunControls, RunSummary, run_with, run_with_progress};
 use kpl_mock_backend::{MockConfig, MockKinesis};
 use kpl_tests::python::{MOTO, PythonEnv};
 use kpl_tokio::MockBackend;
@@ -249,4 +249,60 @@ async fn records_a_partial_failure_names_are_retried_alone_and_the_checkpoint_wa
     assert_eq!(lines, expected, "every line once: only the failed records were sent again");
     let rows = CheckpointStore::open(&store_path).unwrap().rows().unwrap();
     assert_eq!(rows.iter().map(|row| row.offset).collect::<Vec<_>>(), vec![text.len() as u64]);
+}
+
+/// Waits (at most 60 s) until `lines` were delivered.
+async fn delivered(watching: &mut watch::Receiver<RunSummary>, lines: u64) {
+    let wait = watching.wait_for(|summary| summary.records_delivered >= lines);
+    tokio::time::timeout(Duration::from_secs(60), wait).await.expect("in time").expect("running");
+}
+
+/// A reload (SIGHUP) that brings the first `deliveryStream` flow to an agent started with Kinesis flows
+/// only: the Firehose client is set up then, and the new flow's lines all arrive.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_can_bring_the_first_firehose_flow() {
+    const LINES: usize = 300;
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let endpoint = flaky_firehose(accepted.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (to_kinesis, to_firehose) = (dir.path().join("kinesis.log"), dir.path().join("firehose.log"));
+    append(&to_kinesis, 0..100, "k");
+    let text: String = (0..LINES).map(|n| format!("{n:06} line\n")).collect();
+    fs::write(&to_firehose, &text).unwrap();
+    let kinesis_flow = format!(
+        r#"{{"filePattern": "{}", "kinesisStream": "logs", "initialPosition": "START_OF_FILE"}}"#,
+        to_kinesis.display()
+    );
+    let firehose_flow = format!(
+        r#"{{"filePattern": "{}", "deliveryStream": "s", "initialPosition": "START_OF_FILE",
+            "maxBufferAgeMillis": 1000, "retryInitialBackoffMillis": 10}}"#,
+        to_firehose.display()
+    );
+    let config = |flows: &str| {
+        let text = format!(
+            r#"{{"firehose.endpoint": "{endpoint}", "kinesis.region": "us-east-1",
+                "awsAccessKeyId": "AKIDTEST", "awsSecretAccessKey": "secret", "checkpointIntervalMillis": 100,
+                "cloudwatch.emitMetrics": false, "flows": [{flows}]}}"#
+        );
+        parse("agent.json", &text, &[], true).unwrap().config
+    };
+    let mut kinesis = MockKinesis::new(MockConfig::calm(), 1).unwrap();
+    kinesis.create_stream("logs", 1).unwrap();
+    let store = CheckpointStore::open(&dir.path().join("checkpoints.redb")).unwrap();
+    let (stop, stopped) = mpsc::channel(2);
+    let (reload, reloads) = mpsc::channel(1);
+    let (progress, mut watching) = watch::channel(RunSummary::default());
+    let mut controls = RunControls::new(stopped);
+    controls.progress = progress;
+    controls.reload = Some(reloads);
+    let agent = tokio::spawn(run_with(config(&kinesis_flow), MockBackend::new(kinesis), store, controls));
+    delivered(&mut watching, 100).await;
+    reload.send(config(&format!("{kinesis_flow}, {firehose_flow}"))).await.unwrap();
+    delivered(&mut watching, 100 + LINES as u64).await;
+    stop.send(()).await.unwrap();
+    agent.await.unwrap().unwrap();
+    let mut lines = accepted.lock().unwrap().clone();
+    lines.sort();
+    let expected: Vec<String> = text.lines().map(|line| format!("{line}\n")).collect();
+    assert_eq!(lines, expected, "every line of the new Firehose flow, once");
 }
