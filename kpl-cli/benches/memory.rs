@@ -74,6 +74,7 @@ fn main() {
         let config = ProducerConfig::builder()
             .shard_map_wait(ShardMapWait::Hold)
             .drain_window_percent(0)
+            .max_outstanding_records(1_000_000)
             .build()
             .unwrap();
         assert!(records as u64 <= config.max_outstanding_records(), "more records than the producer holds");

@@ -37,6 +37,12 @@ struct StreamDrain {
     /// moving average (weight 1/2 to each period).
     saturated_bytes_per_second: Option<u64>,
     last_throttled: Option<Instant>,
+    /// The admission limit last computed (`ProducerConfig::stream_admission_limit` of the rate), kept off
+    /// the per-record path: recomputed once `stale` (what it depends on changed) or at `limit_until` (when
+    /// the measurement it used ages out).
+    limit: Option<u64>,
+    stale: bool,
+    limit_until: Option<Instant>,
 }
 
 impl Default for StreamDrain {
@@ -52,6 +58,9 @@ impl Default for StreamDrain {
             period_throttled: false,
             saturated_bytes_per_second: None,
             last_throttled: None,
+            limit: None,
+            stale: true,
+            limit_until: None,
         }
     }
 }
@@ -77,6 +86,29 @@ impl StreamDrain {
         self.period_bytes = 0;
         self.period_throttled = false;
     }
+
+    /// The drain-rate estimate at `now`, in user-record bytes (data plus partition keys) per second: what
+    /// the shards were measured to write while they throttled within the last [`SATURATION_MEMORY`],
+    /// otherwise the quota of the open shards ([`ProducerConfig::quota_drain_rate`]). A measurement counts
+    /// between a quarter of the quota (so a stream recovers at once after a burst of throttling) and the
+    /// quota (a shard bursts above its quota for a moment, never for long). Unaggregated, a Kinesis record
+    /// is one user record, so the quota's record count is converted with the mean user record size until
+    /// records were written; aggregated, only the byte quota counts until then. Also returns until when the
+    /// measurement it used stands (`None`: it used none).
+    fn rate(&self, config: &ProducerConfig, now: Instant) -> (u64, Option<Instant>) {
+        let stream = self;
+        let mean_put = (stream.put_records > 0).then(|| stream.put_bytes / stream.put_records);
+        let per_kinesis_record = stream
+            .bytes_per_kinesis_record
+            .or(mean_put.filter(|_| config.aggregation() == AggregationPolicy::Off));
+        let quota = config.quota_drain_rate(stream.open_shards, per_kinesis_record);
+        match (stream.saturated_bytes_per_second, stream.last_throttled) {
+            (Some(measured), Some(at)) if now.saturating_duration_since(at) < SATURATION_MEMORY => {
+                (measured.min(quota).max(quota / 4), at.checked_add(SATURATION_MEMORY))
+            }
+            _ => (quota, None),
+        }
+    }
 }
 
 /// Every stream's drain state, by stream index.
@@ -90,16 +122,13 @@ impl DrainRates {
         self.streams.push(StreamDrain::default());
     }
 
-    /// Bytes of stream `s`'s outstanding records.
-    pub(crate) fn outstanding_bytes(&self, s: StreamIx) -> usize {
-        self.streams[s.index()].outstanding_bytes
-    }
-
     /// `put_record` accepted a record of `cost` bytes into stream `s`.
     pub(crate) fn accepted(&mut self, s: StreamIx, cost: usize) {
         let stream = &mut self.streams[s.index()];
         stream.outstanding_bytes += cost;
         stream.put_records += 1;
+        // Unaggregated, the mean record size converts the record quota (see `StreamDrain::rate`).
+        stream.stale |= stream.bytes_per_kinesis_record.is_none();
         stream.put_bytes = stream.put_bytes.saturating_add(cost as u64);
     }
 
@@ -111,7 +140,9 @@ impl DrainRates {
 
     /// A new shard map of stream `s` has `open_shards` open shards.
     pub(crate) fn map_installed(&mut self, s: StreamIx, open_shards: usize) {
-        self.streams[s.index()].open_shards = open_shards.max(1);
+        let stream = &mut self.streams[s.index()];
+        stream.open_shards = open_shards.max(1);
+        stream.stale = true;
     }
 
     /// A shard of stream `s` wrote a Kinesis record holding `user_bytes` bytes of user records.
@@ -122,6 +153,7 @@ impl DrainRates {
         stream.period_bytes = stream.period_bytes.saturating_add(bytes);
         stream.bytes_per_kinesis_record =
             Some(stream.bytes_per_kinesis_record.map_or(bytes, |old| old - old / 8 + bytes / 8));
+        stream.stale = true;
     }
 
     /// A shard of stream `s` throttled a Kinesis record: the stream is writing at its shards' capacity.
@@ -130,28 +162,24 @@ impl DrainRates {
         stream.roll(now);
         stream.period_throttled = true;
         stream.last_throttled = Some(now);
+        stream.stale = true;
     }
 
-    /// Stream `s`'s drain-rate estimate at `now`, in user-record bytes (data plus partition keys) per
-    /// second: what its shards were measured to write while they throttled within the last
-    /// [`SATURATION_MEMORY`], otherwise the quota of its open shards. A measurement counts between a quarter
-    /// of the quota (so a stream recovers at once after a burst of throttling) and the quota (a shard
-    /// bursts above its quota for a moment, never for long); the quota is
-    /// ([`ProducerConfig::quota_drain_rate`]). Unaggregated, a Kinesis record is one user record, so the
-    /// quota's record count is converted with the mean user record size until records were written;
-    /// aggregated, only the byte quota counts until then.
+    /// Stream `s`'s drain-rate estimate at `now` (see `StreamDrain::rate`).
     pub(crate) fn rate(&self, config: &ProducerConfig, s: StreamIx, now: Instant) -> u64 {
-        let stream = &self.streams[s.index()];
-        let mean_put = (stream.put_records > 0).then(|| stream.put_bytes / stream.put_records);
-        let per_kinesis_record = stream
-            .bytes_per_kinesis_record
-            .or(mean_put.filter(|_| config.aggregation() == AggregationPolicy::Off));
-        let quota = config.quota_drain_rate(stream.open_shards, per_kinesis_record);
-        match (stream.saturated_bytes_per_second, stream.last_throttled) {
-            (Some(measured), Some(at)) if now.saturating_duration_since(at) < SATURATION_MEMORY => {
-                measured.min(quota).max(quota / 4)
-            }
-            _ => quota,
+        self.streams[s.index()].rate(config, now).0
+    }
+
+    /// Whether stream `s` takes a record of `cost` bytes at `now` under its drain-time limit
+    /// ([`ProducerConfig::admits_to_stream`]).
+    pub(crate) fn admits(&mut self, config: &ProducerConfig, s: StreamIx, now: Instant, cost: usize) -> bool {
+        let stream = &mut self.streams[s.index()];
+        if stream.stale || stream.limit_until.is_some_and(|until| now >= until) {
+            let (rate, until) = stream.rate(config, now);
+            stream.limit = config.stream_admission_limit(rate);
+            stream.limit_until = until;
+            stream.stale = false;
         }
+        config.admits_to_stream(stream.outstanding_bytes, stream.limit, cost)
     }
 }

@@ -223,8 +223,7 @@ impl Producer {
         }
         let s = match known {
             Some(s) => {
-                let limit = self.config.stream_admission_limit(self.drain.rate(&self.config, s, now));
-                if !self.config.admits_to_stream(self.drain.outstanding_bytes(s), limit, cost) {
+                if !self.drain.admits(&self.config, s, now, cost) {
                     self.telemetry.refused_for_backpressure();
                     return Err(self.completion.refuse());
                 }
