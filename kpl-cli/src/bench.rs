@@ -64,8 +64,9 @@ pub struct BenchArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     records: Option<u64>,
     /// Stop putting after this many seconds (and after --records, if both are given). Without --rate, records
-    /// are offered as fast as the producer takes them (up to MaxOutstandingRecords, 1,000,000), and when the
-    /// stream is the bottleneck their results arrive long after: use --rate for a run of a set length.
+    /// are offered as fast as the producer takes them (up to MaxOutstandingRecords, 200,000, and what the
+    /// stream drains in DrainWindowPercent of RecordTtl), and when the stream is the bottleneck their results
+    /// arrive long after: use --rate for a run of a set length.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     duration: Option<f64>,
     /// Offer this many records per second, on a fixed schedule whatever the producer does (open loop)

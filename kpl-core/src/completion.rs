@@ -65,8 +65,17 @@ impl Completion {
         if config.admits(outstanding_records, self.outstanding_bytes, cost) {
             return Ok(());
         }
+        Err(self.refuse())
+    }
+
+    /// Refuses a record for backpressure (here, or for its stream's drain-time limit): `CapacityAvailable`
+    /// follows the next completion under the limits.
+    pub(crate) fn refuse(&mut self) -> PutError {
         self.backpressured = true;
-        Err(PutError::Backpressure { outstanding_records, outstanding_bytes: self.outstanding_bytes })
+        PutError::Backpressure {
+            outstanding_records: self.oldest.len(),
+            outstanding_bytes: self.outstanding_bytes,
+        }
     }
 
     /// Takes an admitted record: its id.

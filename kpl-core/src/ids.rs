@@ -39,7 +39,7 @@ impl StreamTarget {
     }
 
     /// Whether both are the same allocation (so certainly equal): a check cheaper than comparing text.
-    pub(crate) fn same_allocation(&self, other: &Self) -> bool {
+    pub fn same_allocation(&self, other: &Self) -> bool {
         match (self, other) {
             (Self::Name(a), Self::Name(b)) | (Self::Arn(a), Self::Arn(b)) => Arc::ptr_eq(a, b),
             _ => false,

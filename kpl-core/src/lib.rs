@@ -101,6 +101,7 @@ mod aggregate;
 mod collect;
 mod completion;
 mod config;
+mod drain;
 mod event;
 mod id_queue;
 mod ids;

@@ -325,8 +325,10 @@ pub enum PutError {
         /// The limit.
         max: usize,
     },
-    /// The producer holds `max_outstanding_records` or `max_outstanding_bytes` already; wait for
-    /// `Event::CapacityAvailable` and try again.
+    /// The producer holds `max_outstanding_records` or `max_outstanding_bytes` already, or the record's
+    /// stream holds what it drains in its drain window
+    /// ([`ProducerConfig::admits_to_stream`](crate::ProducerConfig::admits_to_stream)); wait for
+    /// `Event::CapacityAvailable` and try again. The counts are the producer's, all streams together.
     #[error("backpressure: {outstanding_records} records, {outstanding_bytes} bytes outstanding")]
     Backpressure {
         /// Records outstanding.

@@ -43,7 +43,7 @@ pub struct Refused<T> {
 ///
 /// Per record it costs a `Vec` slot and a queue slot for the tag: no channel, no task and no wake-up of its
 /// own. Records are admitted under the producer's limits (`max_outstanding_records`,
-/// `max_outstanding_bytes`) as with [`KinesisProducer::put`], counted together with the producer's other
+/// `max_outstanding_bytes`, each stream's drain-time limit) as with [`KinesisProducer::put`], counted together with the producer's other
 /// records. The handle keeps the producer open.
 pub struct TaggedProducer<T: Send + 'static> {
     producer: KinesisProducer,

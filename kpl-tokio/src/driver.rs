@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures::future::AbortHandle;
-use kpl_core::{Event, IdQueue, Producer, RecordError, RequestId, Response};
+use kpl_core::{Event, IdQueue, Producer, RecordError, RequestId, Response, StreamTarget};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
@@ -52,6 +52,10 @@ pub(crate) struct Driver<R: Runtime, B: Backend> {
     commands: Vec<Command>,
     /// Records expired in this round, for the log.
     expired: usize,
+    /// The drain rate of each of the core's streams last handed to the handles, in the core's order.
+    drain_rates: Vec<u64>,
+    /// Spare buffer of the drain rates that changed in a round.
+    changed_rates: Vec<(StreamTarget, u64)>,
 }
 
 impl<R: Runtime, B: Backend> Driver<R, B> {
@@ -78,6 +82,8 @@ impl<R: Runtime, B: Backend> Driver<R, B> {
             timer: None,
             commands: Vec::new(),
             expired: 0,
+            drain_rates: Vec::new(),
+            changed_rates: Vec::new(),
         }
     }
 
@@ -149,15 +155,15 @@ impl<R: Runtime, B: Backend> Driver<R, B> {
 
     fn command(&mut self, now: Instant, command: Command) {
         match command {
-            Command::Put(Admitted { record, size, reply }) => {
+            Command::Put(Admitted { record, size, gauge, reply }) => {
                 match self.core.put_record(now, record) {
-                    Ok(id) => self.replies.insert(id, reply, size),
+                    Ok(id) => self.replies.insert(id, reply, size, gauge),
                     Err(refused) => {
                         // The handles check records with the core's rules and admit them with the only
                         // limits there are, and no put reaches a closed core: this does not happen.
                         debug_assert!(false, "the core refused an admitted record: {refused}");
                         error!(%refused, "the core refused an admitted record");
-                        self.replies.refuse(reply, size, DeliveryError::DriverStopped);
+                        self.replies.refuse(reply, size, gauge, DeliveryError::DriverStopped);
                     }
                 }
             }
@@ -232,10 +238,11 @@ impl<R: Runtime, B: Backend> Driver<R, B> {
             warn!(abandoned, "shutdown timed out; the records still outstanding failed");
             self.finished = Some(Err(ShutdownError::TimedOut { abandoned }));
         }
-        let (records, bytes) = self.replies.deliver();
-        if records > 0 {
-            self.shared.release(records, bytes);
+        let released = self.replies.deliver();
+        if released.records > 0 {
+            self.shared.release(released);
         }
+        self.refresh_drain_rates(now);
         for reply in self.flushed.drain(..) {
             let _ = reply.send(());
         }
@@ -264,13 +271,32 @@ impl<R: Runtime, B: Backend> Drop for Driver<R, B> {
         let ending = self.finished.clone().unwrap_or(Err(ShutdownError::DriverStopped));
         for command in self.shared.stop() {
             match command {
-                Command::Put(Admitted { reply, size, .. }) => {
-                    self.replies.refuse(reply, size, DeliveryError::DriverStopped);
+                Command::Put(Admitted { reply, size, gauge, .. }) => {
+                    self.replies.refuse(reply, size, gauge, DeliveryError::DriverStopped);
                 }
                 Command::Shutdown { reply, .. } => drop(reply.send(ending.clone())),
                 _ => {}
             }
         }
         self.replies.deliver();
+    }
+}
+
+impl<R: Runtime, B: Backend> Driver<R, B> {
+    /// Hands the core's drain rates that changed since the last round to the handles' gauge, where they
+    /// become the streams' admission limits.
+    fn refresh_drain_rates(&mut self, now: Instant) {
+        self.changed_rates.clear();
+        for (index, (stream, rate)) in self.core.drain_rates(now).enumerate() {
+            match self.drain_rates.get_mut(index) {
+                Some(known) if *known == rate => continue,
+                Some(known) => *known = rate,
+                None => self.drain_rates.push(rate),
+            }
+            self.changed_rates.push((stream.clone(), rate));
+        }
+        if !self.changed_rates.is_empty() {
+            self.shared.set_drain_rates(&self.changed_rates);
+        }
     }
 }

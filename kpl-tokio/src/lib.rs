@@ -90,9 +90,13 @@
 //! # Design
 //!
 //! A [`KinesisProducer`] is a handle; one driver task owns the core exclusively. Handles check records (with
-//! the core's own validation rules) and admit them: the handles' gauge of outstanding records and bytes is
-//! the producer's one admission point (the core is given no limits of its own), so a put waits or is refused
-//! with [`PutError::Backpressure`] there and nowhere else. Admitted records go to a shared queue that the
+//! the core's own validation rules) and admit them: the handles' gauge of outstanding records and bytes, in
+//! all and per stream, is the producer's one admission point (the core is given no limits of its own), so a
+//! put waits or is refused with [`PutError::Backpressure`] there and nowhere else. Its rules are the core's:
+//! `max_outstanding_records`, `max_outstanding_bytes`, and per stream the drain-time limit
+//! ([`ProducerConfig::admits_to_stream`]) of the drain rate the driver reads from the core after each round
+//! ([`Producer::drain_rates`](kpl_core::Producer::drain_rates)), so that under sustained overload a put waits
+//! instead of queueing a record that could not be sent within its TTL. Admitted records go to a shared queue that the
 //! driver swaps out whole, so a burst of puts costs the driver one lock, not one message per record. The
 //! driver feeds the core those records, the backend's responses and the runtime's timer, and drains its
 //! outputs in the order of the core's call contract; it keeps, per record the core holds, only where the

@@ -109,7 +109,8 @@ impl<B: Backend> ProducerBuilder<B> {
 }
 
 /// The core's settings: the handles are the one place records are admitted (under the configured
-/// `max_outstanding_records` and `max_outstanding_bytes`), so the core gets the largest limits it takes.
+/// `max_outstanding_records`, `max_outstanding_bytes` and the streams' drain-time limits of
+/// `drain_window_percent`), so the core gets the largest limits it takes and no drain-time limit.
 fn without_limits(config: ProducerConfig) -> ProducerConfig {
     let unlimited = i64::MAX as u64;
     // These two values are in range: the build cannot fail, and if it did the configured limits would do
@@ -118,6 +119,7 @@ fn without_limits(config: ProducerConfig) -> ProducerConfig {
         .to_builder()
         .max_outstanding_records(unlimited)
         .max_outstanding_bytes(unlimited)
+        .drain_window_percent(0)
         .build()
         .unwrap_or(config)
 }
@@ -149,7 +151,8 @@ impl KinesisProducer {
         &self.shared().config
     }
 
-    /// Puts a record, waiting while `max_outstanding_records` or `max_outstanding_bytes` is reached.
+    /// Puts a record, waiting while `max_outstanding_records` or `max_outstanding_bytes` is reached, or its
+    /// stream holds what it drains in its drain window ([`ProducerConfig::admits_to_stream`]).
     /// Returns once the record is accepted, with a future of its result; fails at once for an invalid
     /// record (empty or long partition key, bad explicit hash key, over `max_record_size`) or after
     /// shutdown began ([`PutError::Closed`]).

@@ -4,6 +4,7 @@
 //! the driver swaps the whole `Vec` out, so a burst of puts costs it one lock and one wake-up, not one
 //! channel message per record.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -34,11 +35,39 @@ pub(crate) enum Reply {
     Sink { sink: Arc<dyn Sink>, key: u64 },
 }
 
-/// A record admitted by a handle (its `size` counted in the gauge) on its way to the core.
+/// A record admitted by a handle (its `size` counted in the gauge, under its stream's `gauge` slot) on its
+/// way to the core.
 pub(crate) struct Admitted {
     pub(crate) record: UserRecord,
     pub(crate) size: usize,
+    pub(crate) gauge: GaugeSlot,
     pub(crate) reply: Reply,
+}
+
+/// A stream's slot in the admission gauge, handed out at its first put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GaugeSlot(pub(crate) u32);
+
+/// Capacity to give back to the gauge: records, their bytes, and their bytes per stream (by gauge slot).
+#[derive(Debug, Default)]
+pub(crate) struct Released {
+    pub(crate) records: usize,
+    pub(crate) bytes: usize,
+    /// Bytes per gauge slot; a slot past the end released nothing.
+    pub(crate) streams: Vec<usize>,
+}
+
+impl Released {
+    /// Counts a record of `size` bytes of the stream in `gauge`.
+    pub(crate) fn add(&mut self, gauge: GaugeSlot, size: usize) {
+        self.records += 1;
+        self.bytes += size;
+        let slot = gauge.0 as usize;
+        if self.streams.len() <= slot {
+            self.streams.resize(slot + 1, 0);
+        }
+        self.streams[slot] += size;
+    }
 }
 
 /// A request from a handle to the driver.
@@ -55,34 +84,109 @@ pub(crate) enum Command {
     LastHandleDropped,
 }
 
-/// The producer's one admission gauge: records and bytes admitted and not yet completed. The core is given
-/// no limits of its own (see `Driver::new`), so this is the only place a record is held back; a rule on
-/// more than counts (bytes a stream can drain within the TTL, say) goes in [`admit`](Self::admit).
+/// The producer's one admission gauge: records and bytes admitted and not yet completed, in all and per
+/// stream. The core is given no limits of its own (see `Driver::new`), so this is the only place a record is
+/// held back, under the core's rules: `max_outstanding_records` and `max_outstanding_bytes`
+/// ([`ProducerConfig::admits`]), and per stream the drain-time limit
+/// ([`ProducerConfig::admits_to_stream`]) of the drain rate the driver reads from the core after each round
+/// ([`Producer::drain_rates`](kpl_core::Producer::drain_rates)).
 #[derive(Debug, Default)]
 struct Admission {
     records: usize,
     /// Data plus partition keys ([`UserRecord::size`]).
     bytes: usize,
+    /// Per stream, by gauge slot.
+    streams: Vec<StreamGauge>,
+    slots: HashMap<StreamTarget, GaugeSlot>,
+    /// The stream of the last put and its slot: a batch to one stream (clones of one `StreamTarget`) costs a
+    /// pointer comparison, not a hash of its name.
+    last: Option<(StreamTarget, GaugeSlot)>,
+}
+
+/// One stream's share of the gauge.
+#[derive(Debug)]
+struct StreamGauge {
+    bytes: usize,
+    /// [`ProducerConfig::stream_admission_limit`] of its drain rate; `None`: no limit.
+    limit: Option<u64>,
 }
 
 impl Admission {
-    /// Counts a record of `size` bytes in, under `config`'s `max_outstanding_records` and
-    /// `max_outstanding_bytes` (the core's rule, [`ProducerConfig::admits`]), or says why not.
-    fn admit(&mut self, config: &ProducerConfig, size: usize) -> Result<(), PutError> {
-        if !config.admits(self.records, self.bytes, size) {
-            return Err(PutError::Backpressure {
-                outstanding_records: self.records,
-                outstanding_bytes: self.bytes,
-            });
+    /// The gauge slot of `stream`, added with the initial limit if it is new.
+    fn slot(&mut self, config: &ProducerConfig, stream: &StreamTarget) -> GaugeSlot {
+        if let Some((last, slot)) = &self.last
+            && last.same_allocation(stream)
+        {
+            return *slot;
         }
-        self.records += 1;
-        self.bytes += size;
-        Ok(())
+        let slot = match self.slots.get(stream) {
+            Some(slot) => *slot,
+            None => self.add(stream, config.initial_stream_admission_limit()),
+        };
+        self.last = Some((stream.clone(), slot));
+        slot
     }
 
-    fn release(&mut self, records: usize, bytes: usize) {
-        self.records -= records;
-        self.bytes -= bytes;
+    fn add(&mut self, stream: &StreamTarget, limit: Option<u64>) -> GaugeSlot {
+        let slot = GaugeSlot(self.streams.len() as u32);
+        self.streams.push(StreamGauge { bytes: 0, limit });
+        self.slots.insert(stream.clone(), slot);
+        slot
+    }
+
+    /// Counts a record of `stream` of `size` bytes in, under the limits, or says why not.
+    fn admit(
+        &mut self,
+        config: &ProducerConfig,
+        stream: &StreamTarget,
+        size: usize,
+    ) -> Result<GaugeSlot, PutError> {
+        if !config.admits(self.records, self.bytes, size) {
+            return Err(self.backpressure());
+        }
+        let slot = self.slot(config, stream);
+        let gauge = &mut self.streams[slot.0 as usize];
+        if !config.admits_to_stream(gauge.bytes, gauge.limit, size) {
+            return Err(self.backpressure());
+        }
+        gauge.bytes += size;
+        self.records += 1;
+        self.bytes += size;
+        Ok(slot)
+    }
+
+    fn backpressure(&self) -> PutError {
+        PutError::Backpressure { outstanding_records: self.records, outstanding_bytes: self.bytes }
+    }
+
+    fn release(&mut self, released: &Released) {
+        self.records -= released.records;
+        self.bytes -= released.bytes;
+        for (gauge, bytes) in self.streams.iter_mut().zip(&released.streams) {
+            gauge.bytes -= bytes;
+        }
+    }
+
+    /// Sets a stream's limit from its drain rate; says whether it rose.
+    fn set_drain_rate(
+        &mut self,
+        config: &ProducerConfig,
+        stream: &StreamTarget,
+        bytes_per_second: u64,
+    ) -> bool {
+        let limit = config.stream_admission_limit(bytes_per_second);
+        match self.slots.get(stream) {
+            Some(slot) => {
+                let gauge = &mut self.streams[slot.0 as usize];
+                let rose = limit.is_none_or(|new| gauge.limit.is_some_and(|old| new > old));
+                gauge.limit = limit;
+                rose
+            }
+            None => {
+                self.add(stream, limit);
+                false
+            }
+        }
     }
 }
 
@@ -149,11 +253,14 @@ impl Shared {
                 refuse(tag, record, error);
             } else {
                 let size = record.size();
-                if let Err(error) = state.admission.admit(&self.config, size) {
-                    *next = Some((tag, record));
-                    break Submitted::Full(error);
-                }
-                state.commands.push(Command::Put(Admitted { record, size, reply: reply(tag) }));
+                let gauge = match state.admission.admit(&self.config, &record.stream, size) {
+                    Ok(gauge) => gauge,
+                    Err(error) => {
+                        *next = Some((tag, record));
+                        break Submitted::Full(error);
+                    }
+                };
+                state.commands.push(Command::Put(Admitted { record, size, gauge, reply: reply(tag) }));
             }
             *next = records.next();
         };
@@ -189,10 +296,28 @@ impl Shared {
         std::mem::swap(&mut self.lock().commands, into);
     }
 
-    /// Gives back the capacity of completed records and wakes the puts waiting for it.
-    pub(crate) fn release(&self, records: usize, bytes: usize) {
-        self.lock().admission.release(records, bytes);
+    /// Gives back the capacity of completed records (and empties `released`) and wakes the puts waiting
+    /// for it.
+    pub(crate) fn release(&self, released: &mut Released) {
+        self.lock().admission.release(released);
+        released.records = 0;
+        released.bytes = 0;
+        released.streams.iter_mut().for_each(|bytes| *bytes = 0);
         self.capacity.notify_waiters();
+    }
+
+    /// Sets the streams' drain-time limits from their drain rates (bytes per second, from
+    /// [`Producer::drain_rates`](kpl_core::Producer::drain_rates)); wakes the waiting puts if one rose.
+    pub(crate) fn set_drain_rates(&self, rates: &[(StreamTarget, u64)]) {
+        let mut state = self.lock();
+        let mut rose = false;
+        for (stream, rate) in rates {
+            rose |= state.admission.set_drain_rate(&self.config, stream, *rate);
+        }
+        drop(state);
+        if rose {
+            self.capacity.notify_waiters();
+        }
     }
 
     /// Records admitted and not yet completed.

@@ -537,3 +537,31 @@ async fn tagged_records_of_a_timed_out_shutdown_complete_with_its_error() {
     assert_eq!(results.len(), 20);
     assert!(results.values().all(|result| result.as_ref().unwrap_err() == &DeliveryError::ShutdownTimedOut));
 }
+
+#[tokio::test(start_paused = true)]
+async fn put_waits_under_sustained_overload_and_no_record_expires() {
+    // One shard (1 MiB/s) offered 8 MiB at once, with a 6 s TTL: more than drains within the TTL. Each put
+    // waits for room instead of queueing a record that would expire.
+    let backend = mock(1);
+    let ttl = Duration::from_secs(6);
+    let config = ProducerConfig::builder().record_ttl(ttl).build().unwrap();
+    let window = config.drain_window().unwrap();
+    let producer = producer(config, backend.clone());
+    let mut futures = Vec::new();
+    let mut most_outstanding = 0;
+    for i in 0..8000 {
+        let future = producer.put_data(&stream(), format!("key-{i:05}"), vec![1u8; 1000]).await.unwrap();
+        futures.push(future);
+        most_outstanding = most_outstanding.max(producer.outstanding_records());
+    }
+    // The stream held at most about its drain window of data (2 s at one shard's quota, or what it was
+    // measured to take), far from the 8,000 records offered.
+    let window_records = (window.as_millis() as usize) * 1024 * 1024 / 1000 / 1010;
+    assert!(most_outstanding <= 2 * window_records, "{most_outstanding} records outstanding");
+    for future in futures {
+        let receipt = future.await.expect("no record fails: none expires");
+        assert!(!receipt.maybe_duplicated);
+    }
+    assert_eq!(committed(&backend).len(), 8000);
+    producer.shutdown(Duration::from_secs(1)).await.unwrap();
+}

@@ -177,10 +177,20 @@ settings! {
     /// Largest user record, data plus partition key (`MaxUserRecordSize`, 64..=10 MiB, default 1 MiB).
     max_record_size: u64 = MIB, "MaxUserRecordSize", range_u64(64, 10 * MIB, "64..=10485760");
     /// Most records accepted and not yet completed; past it `put_record` returns `Backpressure`
-    /// (default 1,000,000).
-    max_outstanding_records: u64 = 1_000_000, "MaxOutstandingRecords", range_u64(1, i64::MAX as u64, "1..=2^63-1");
+    /// (default 200,000). Each outstanding record costs about 550 bytes of memory beyond its data and key
+    /// (`cargo bench -p kpl-cli --bench memory`), so the default keeps a producer offered far more than its
+    /// streams take near 200 MiB (`kpl bench --records 1500000`: 1,000,000 records peaked at 664 MiB
+    /// resident); it is still about 0.13 s of the fastest producer path (1.5 M records/s), far more than a
+    /// stream needs in flight to run at its shards' quota.
+    max_outstanding_records: u64 = 200_000, "MaxOutstandingRecords", range_u64(1, i64::MAX as u64, "1..=2^63-1");
     /// Most bytes (data plus partition keys) accepted and not yet completed (default 256 MiB).
     max_outstanding_bytes: u64 = 256 * MIB, "MaxOutstandingBytes", range_u64(1, i64::MAX as u64, "1..=2^63-1");
+    /// The drain window, as a percentage of `record_ttl` (`DrainWindowPercent`, our own key, 0..=100, default
+    /// 33): a stream holds at most what it drains in this time, so a record accepted under sustained overload
+    /// waits about this long for its shards and has the rest of its TTL for retries (see
+    /// [`admits_to_stream`](ProducerConfig::admits_to_stream)). 0 turns the rule off, as in the KPL, which
+    /// queues until the TTL expires records or memory runs out.
+    drain_window_percent: u64 = 33, "DrainWindowPercent", range_u64(0, 100, "0..=100");
     /// What to do with records while the shard map is unknown (default [`ShardMapWait::Hold`]; the KPL's is
     /// `SendUnaggregated`).
     shard_map_wait: ShardMapWait = ShardMapWait::Hold, "ShardMapWait", any;

@@ -20,6 +20,7 @@ use crate::collect::{Collection, RequestLimits};
 use crate::completion::Completion;
 use crate::config::admission::{validate_content, validate_record, validate_stream};
 use crate::config::{AggregationPolicy, ProducerConfig, ShardMapWait};
+use crate::drain::DrainRates;
 use crate::event::Event;
 use crate::ids::{FlushId, RecordId, RequestId, StreamIx, StreamTarget};
 use crate::listing::Listing;
@@ -79,6 +80,7 @@ pub struct Producer {
     collection: Collection,
     retries: Retries,
     completion: Completion,
+    drain: DrainRates,
     telemetry: Telemetry,
     in_flight: BTreeMap<RequestId, InFlight>,
     puts_in_flight: usize,
@@ -114,6 +116,7 @@ impl Producer {
             collection: Collection::new(request_limits),
             retries: Retries::new(config.retry_initial_backoff(), config.retry_max_backoff(), seed),
             completion: Completion::default(),
+            drain: DrainRates::default(),
             telemetry: Telemetry::default(),
             in_flight: BTreeMap::new(),
             puts_in_flight: 0,
@@ -182,6 +185,17 @@ impl Producer {
         self.telemetry.second_of(now)
     }
 
+    /// Each stream's drain-rate estimate at `now`, in the order the streams were first seen: user-record
+    /// bytes (data plus partition keys) per second its shards write, measured from PutRecords results while
+    /// they throttle, otherwise its open shards' quota ([`ProducerConfig::quota_drain_rate`]; one shard
+    /// before its map is known). [`ProducerConfig::stream_admission_limit`] turns a rate into the most the
+    /// stream may hold; an adapter that admits records itself applies it with
+    /// [`ProducerConfig::admits_to_stream`], as `put_record` does. A getter: `now` only ages the
+    /// measurement.
+    pub fn drain_rates(&self, now: Instant) -> impl Iterator<Item = (&StreamTarget, u64)> + '_ {
+        self.listing.streams().map(move |s| (self.listing.target(s), self.drain.rate(&self.config, s, now)))
+    }
+
     /// Whether `close` was called.
     pub fn is_closed(&self) -> bool {
         self.completion.is_closed()
@@ -208,10 +222,17 @@ impl Producer {
             return Err(refused);
         }
         let s = match known {
-            Some(s) => s,
+            Some(s) => {
+                if !self.drain.admits(&self.config, s, now, cost) {
+                    self.telemetry.refused_for_backpressure();
+                    return Err(self.completion.refuse());
+                }
+                s
+            }
             None => self.stream_for(now, record.stream),
         };
         let id = self.completion.accept(now, cost);
+        self.drain.accepted(s, cost);
         let expiration = deadline_after(now, self.config.record_ttl());
         let hash_key = explicit_hash_key.unwrap_or_else(|| partition_key_hash(&record.partition_key));
         let accepted = AcceptedRecord {
@@ -434,6 +455,7 @@ impl Producer {
         self.aggregation.stream_added();
         self.shard_queues.stream_added();
         self.collection.stream_added();
+        self.drain.stream_added();
         self.telemetry.stream_added();
         s
     }

@@ -47,6 +47,7 @@ impl Producer {
             }
             Listed::Installed { open_shards, first_map, held } => {
                 self.shard_queues.grow(s, self.listing.shard_count(s));
+                self.drain.map_installed(s, open_shards);
                 let stream = self.listing.target(s).clone();
                 self.events.push_back(Event::ShardMapUpdated { stream, open_shards });
                 for record in held {
@@ -235,6 +236,7 @@ impl Producer {
     }
 
     fn throttled(&mut self, now: Instant, s: StreamIx, slot: ShardSlot) {
+        self.drain.throttled(now, s);
         if let Some(rate_factor) = self.shard_queues.throttled(now, s, slot) {
             self.events.push_back(Event::ShardThrottled {
                 stream: self.listing.target(s).clone(),
@@ -283,6 +285,7 @@ impl Producer {
         sequence_number: String,
     ) {
         self.telemetry.kinesis_record_put(s, self.listing.slot_of(s, &shard_id), &record);
+        self.drain.written(now, s, record.users.iter().map(AcceptedRecord::cost).sum());
         // Shared by every user record of the aggregate.
         let sequence_number: Arc<str> = sequence_number.into();
         for mut user in record.users {
@@ -351,6 +354,7 @@ impl Producer {
         self.telemetry.completed(s);
         let stream = self.listing.target(s).clone();
         self.events.push_back(Event::RecordCompleted(RecordOutcome { id, stream, result }));
+        self.drain.completed(s, cost);
         self.completion.complete(&self.config, s, id, cost, &mut self.events);
     }
 }
