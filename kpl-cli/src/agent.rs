@@ -83,7 +83,15 @@ async fn run_agent(config_path: PathBuf, config: AgentConfig, path: &Path) -> Re
     controls.status_file = Some(status_file(path));
     controls.reload = Some(kpl_agent::shell::reload_on_sighup(config_path, false)?);
     let summary = run_with(config, backend, store, controls).await?;
-    tracing::info!(?summary, "done");
+    tracing::info!(
+        read = summary.records_read,
+        delivered = summary.records_delivered,
+        failures = summary.delivery_failures,
+        refused = summary.records_refused,
+        unconverted = summary.records_unconverted,
+        drained = summary.drained,
+        "done"
+    );
     Ok(())
 }
 
@@ -112,10 +120,11 @@ fn check(config: &Path, loaded: &Loaded, checkpoint_file: &Path, origin: Origin)
             out.push_str(&line(&within, setting));
         }
     }
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     out.push_str(&format!(
-        "\n# OK: {} flows, {} warnings\n",
-        loaded.config.flows.len(),
-        loaded.warnings.len()
+        "\n# OK: {}, {}\n",
+        count(loaded.config.flows.len(), "flow"),
+        count(loaded.warnings.len(), "warning")
     ));
     print!("{out}");
     Ok(())

@@ -48,7 +48,7 @@ fn check_prints_every_key_with_its_value_and_origin() {
         "  dataProcessingOptions[0].allowIPv6 = false  # default".to_owned(),
         "  initialPosition = END_OF_FILE  # default".to_owned(),
         format!(r#"  kinesisStream = "csv"  # {extra}"#),
-        "# OK: 2 flows, 1 warnings".to_owned(),
+        "# OK: 2 flows, 1 warning".to_owned(),
     ] {
         assert!(out.contains(&line), "no {line:?} in\n{out}");
     }

@@ -45,21 +45,25 @@ impl Fields {
         }
     }
 
-    /// Records `key`'s effective value: from this file when `given`, else the default.
+    /// Records `key`'s effective value: from this file when `given`, else the default. A secret's value
+    /// is recorded redacted (see [`redacted`]).
     pub(super) fn record(&mut self, key: &str, value: impl Into<String>, given: bool) {
         let origin = if given { Origin::File(self.file.clone()) } else { Origin::Default };
+        let value = value.into();
+        let value = if is_secret(key) { redacted(&value) } else { value };
         self.settings.push(Setting {
             scope: self.scope.clone(),
             key: key.to_owned(),
-            value: value.into(),
+            value,
             origin,
             note: None,
         });
     }
 
     /// Adds a note to the setting recorded last (its key must be `key`).
-    fn note(&mut self, key: &str, note: String) {
-        if let Some(setting) = self.settings.last_mut().filter(|setting| setting.key == key) {
+    /// Notes something about the key read last under `key` (shown by `kpl agent check`).
+    pub(super) fn note(&mut self, key: &str, note: String) {
+        if let Some(setting) = self.settings.iter_mut().rev().find(|setting| setting.key == key) {
             setting.note = Some(note);
         }
     }
@@ -231,4 +235,23 @@ impl Fields {
         }
         Ok(self.settings)
     }
+}
+
+/// Whether `key` holds a secret (`awsSecretAccessKey`, a session token, the KPL's `ProxyPassword`): its
+/// value never reaches `kpl agent check`, the status file or the reload log.
+fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["secretaccesskey", "sessiontoken", "password"].iter().any(|secret| key.ends_with(secret))
+}
+
+/// A secret's effective value as shown: `(unset)` when not given, else `(redacted, md5 <8 hex>)`, so
+/// that a changed secret is still seen as changed (a reload compares effective values) without the value.
+pub(super) fn redacted(value: &str) -> String {
+    use md5::{Digest, Md5};
+    if value == "(unset)" {
+        return value.to_owned();
+    }
+    let digest = Md5::digest(value.as_bytes());
+    let prefix: String = digest.iter().take(4).map(|byte| format!("{byte:02x}")).collect();
+    format!("(redacted, md5 {prefix})")
 }

@@ -302,6 +302,13 @@ fn flow(fields: &mut Fields, warnings: &mut Vec<String>) -> Result<FlowConfig, C
         },
         None => {
             no_effect.extend(["retryInitialBackoffMillis", "retryMaxBackoffMillis"]);
+            // Read and range-checked as the agent does (so its files load), but batching is the producer's;
+            // said by `check` only: these keys are in nearly every agent.json, a warning each would be noise.
+            for key in ["maxBufferAgeMillis", "maxBufferSizeRecords", "maxBufferSizeBytes"] {
+                let why = "no effect on a Kinesis stream flow: the producer batches (RecordMaxBufferedTime, \
+                           CollectionMaxCount, CollectionMaxSize)";
+                fields.note(key, why.into());
+            }
             Destination::KinesisStream(kinesis_stream)
         }
     };

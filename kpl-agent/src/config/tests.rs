@@ -193,6 +193,7 @@ fn every_key_read_is_reported_with_its_value_and_origin() {
     );
     let age = setting(flow, "flows[0]", "maxBufferAgeMillis");
     assert_eq!(age.value, "1000", "a string read as the number it holds");
+    assert!(age.note.as_deref().is_some_and(|note| note.contains("no effect")), "{age:?}");
     let oversize = setting(flow, "flows[0]", "oversizeRecordPolicy");
     assert_eq!((oversize.value.as_str(), &oversize.origin), ("TRUNCATE", &Origin::Default));
     assert_eq!(setting(flow, "flows[0]", "dataProcessingOptions").value, "[]");
@@ -255,4 +256,25 @@ fn firehose_flows_take_the_agents_keys_and_limits() {
     ] {
         assert!(parse("agent.json", text, &[], false).is_err(), "{text}");
     }
+}
+
+#[test]
+fn secrets_are_never_shown_but_a_change_is_seen() {
+    let with = |secret: &str| {
+        let text = format!(
+            r#"{{"awsAccessKeyId": "AKIDTEST", "awsSecretAccessKey": "{secret}",
+                "producer": {{"ProxyPassword": "{secret}"}},
+                "flows": [{{"filePattern": "/a", "kinesisStream": "s"}}]}}"#
+        );
+        parse_ok(&text).config.effective
+    };
+    let (first, second) = (with("wJalrXUtnFEMI/K7MDENG"), with("another-secret"));
+    for key in ["awsSecretAccessKey", "producer.ProxyPassword"] {
+        let shown = &setting(&first, "", key).value;
+        assert!(shown.starts_with("(redacted, md5 ") && !shown.contains("wJalr"), "{key} = {shown}");
+        assert_ne!(shown, &setting(&second, "", key).value, "a changed {key} shows as changed");
+    }
+    assert_eq!(setting(&first, "", "awsAccessKeyId").value, "\"AKIDTEST\"", "the key id is not a secret");
+    let unset = parse_ok(r#"{"flows": [{"filePattern": "/a", "kinesisStream": "s"}]}"#).config.effective;
+    assert_eq!(setting(&unset, "", "awsSecretAccessKey").value, "(unset)");
 }

@@ -285,6 +285,9 @@ struct Tracked {
     last_data: Instant,
     saved_offset: Option<u64>,
     saved_completed: Vec<(u64, u64)>,
+    /// Its path in the store: a rename (a rotation) makes the checkpoint dirty, so that `kpl agent status`
+    /// and the logs name the file where it is.
+    saved_path: Option<PathBuf>,
     handle: Handle,
     /// Its size at its path as the last scan saw it (`None`: a rotated file not found by that scan).
     observed_size: Option<u64>,
@@ -642,7 +645,9 @@ impl Tailer {
             .filter_map(|file| {
                 let completed = file.progress.completed_above(MAX_SAVED_RANGES);
                 let offset = file.progress.low_water();
-                let clean = file.saved_offset == Some(offset) && file.saved_completed == completed;
+                let clean = file.saved_offset == Some(offset)
+                    && file.saved_completed == completed
+                    && file.saved_path.as_ref() == Some(&file.path);
                 (!clean).then(|| SavedCheckpoint {
                     id: file.id,
                     fingerprint: file.fingerprint,
@@ -664,6 +669,7 @@ impl Tailer {
             if let Some(file) = saved {
                 file.saved_offset = Some(row.offset);
                 file.saved_completed.clone_from(&row.completed);
+                file.saved_path = Some(row.path.clone());
             }
         }
     }

@@ -42,6 +42,21 @@ fn rename_rotation_loses_nothing_and_sends_nothing_twice() {
 }
 
 #[test]
+fn a_renamed_file_is_stored_under_its_new_path() {
+    let (mut fs, mut harness) = (VirtualFs::default(), Harness::new(false));
+    fs.write_lines("app.log", 10);
+    step(&mut harness, &mut fs);
+    let paths = |harness: &Harness| -> Vec<String> {
+        harness.store.values().map(|row| row.path.display().to_string()).collect()
+    };
+    assert_eq!(paths(&harness), ["app.log"]);
+    // Read to its end before the rotation: no progress to save, only the path changed.
+    fs.rename("app.log", "app.log.1", NONE);
+    step(&mut harness, &mut fs);
+    assert_eq!(paths(&harness), ["app.log.1"], "the store names the file where it is");
+}
+
+#[test]
 fn copytruncate_resumes_in_the_copy_and_reads_the_new_content_from_zero() {
     let (mut fs, mut harness) = (VirtualFs::default(), Harness::new(false));
     fs.write_lines("app.log", 10);

@@ -298,6 +298,7 @@ impl Tailer {
                 last_data: now,
                 saved_offset: None,
                 saved_completed: Vec::new(),
+                saved_path: None,
                 handle: Handle::Waiting { since: now },
                 observed_size,
             },
