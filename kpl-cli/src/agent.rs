@@ -47,7 +47,7 @@ enum AgentCommand {
     /// Run the agent (the default).
     Run,
     /// Validate the configuration and print it: every key, its effective value and where it came from
-    /// (default, agent.json, agent.d/<file>, command line), processors included.
+    /// (default, agent.json, `agent.d/<file>`, command line), processors included.
     Check,
     /// Show, per file, the read offset, the checkpoint and the records in flight of the agent running
     /// with this configuration (its status file), or the stored checkpoints if none runs.
