@@ -4,6 +4,8 @@
 //! moto never answers) against a small fake Firehose of the test's own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 #[path = "../../kpl-tokio/tests/support/moto.rs"]
 #[allow(dead_code)]
 mod moto;
@@ -14,6 +16,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::wait_for;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -251,12 +254,6 @@ async fn records_a_partial_failure_names_are_retried_alone_and_the_checkpoint_wa
     assert_eq!(rows.iter().map(|row| row.offset).collect::<Vec<_>>(), vec![text.len() as u64]);
 }
 
-/// Waits (at most 60 s) until `lines` were delivered.
-async fn delivered(watching: &mut watch::Receiver<RunSummary>, lines: u64) {
-    let wait = watching.wait_for(|summary| summary.records_delivered >= lines);
-    tokio::time::timeout(Duration::from_secs(60), wait).await.expect("in time").expect("running");
-}
-
 /// A reload (SIGHUP) that brings the first `deliveryStream` flow to an agent started with Kinesis flows
 /// only: the Firehose client is set up then, and the new flow's lines all arrive.
 #[tokio::test(flavor = "multi_thread")]
@@ -296,9 +293,9 @@ async fn a_reload_can_bring_the_first_firehose_flow() {
     controls.progress = progress;
     controls.reload = Some(reloads);
     let agent = tokio::spawn(run_with(config(&kinesis_flow), MockBackend::new(kinesis), store, controls));
-    delivered(&mut watching, 100).await;
+    wait_for(&mut watching, |s| s.records_delivered >= 100).await;
     reload.send(config(&format!("{kinesis_flow}, {firehose_flow}"))).await.unwrap();
-    delivered(&mut watching, 100 + LINES as u64).await;
+    wait_for(&mut watching, |s| s.records_delivered >= 100 + LINES as u64).await;
     stop.send(()).await.unwrap();
     agent.await.unwrap().unwrap();
     let mut lines = accepted.lock().unwrap().clone();

@@ -3,12 +3,15 @@
 //! processed the new way), an added flow starts, and the status file shows each file's offsets.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use support::wait_for;
 
 use kpl_agent::config::{AgentConfig, parse};
 use kpl_agent::shell::{
@@ -39,13 +42,6 @@ fn append(path: &Path, prefix: &str, lines: std::ops::Range<usize>) {
     file.write_all(text.as_bytes()).unwrap();
 }
 
-async fn wait_for(watching: &mut watch::Receiver<RunSummary>, delivered: u64) {
-    tokio::time::timeout(Duration::from_secs(30), watching.wait_for(|s| s.records_delivered >= delivered))
-        .await
-        .expect("in time")
-        .expect("running");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reload_diffs_flows_and_keeps_every_files_progress() {
     let dir = tempfile::tempdir().unwrap();
@@ -68,7 +64,7 @@ async fn a_reload_diffs_flows_and_keeps_every_files_progress() {
     controls.reload = Some(reloads);
     controls.status_file = Some(status_file(&store_path));
     let agent = tokio::spawn(run_with(first, backend.clone(), store, controls));
-    wait_for(&mut watching, 1000).await;
+    wait_for(&mut watching, |s| s.records_delivered >= 1000).await;
 
     // Flow a changed (its lines now go out in braces); flow b added.
     let changed = flow(dir.path(), "a", r#", "dataProcessingOptions": [{"optionName": "ADDBRACKETS"}]"#);
@@ -78,7 +74,7 @@ async fn a_reload_diffs_flows_and_keeps_every_files_progress() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     append(&a, "a", 1000..1500);
     append(&b, "b", 0..300);
-    wait_for(&mut watching, 1800).await;
+    wait_for(&mut watching, |s| s.records_delivered >= 1800).await;
     // The status file, once the checkpoints passed every line.
     let size = |path: &Path| fs::metadata(path).unwrap().len();
     let mut status = read_status(&store_path).unwrap();

@@ -3,9 +3,12 @@
 //! with reading paused at the memory budget.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
+use support::wait_for;
 
 use kpl_agent::config::{AgentConfig, parse};
 use kpl_agent::shell::{CheckpointStore, RECORD_OVERHEAD, RunSummary, run_with_progress};
@@ -35,18 +38,6 @@ fn write_lines(path: &Path, count: usize, width: usize) -> u64 {
     let text: String = (0..count).map(|n| format!("{n:0width$}\n")).collect();
     fs::write(path, &text).unwrap();
     text.len() as u64
-}
-
-/// Waits until `done` holds for the published counters (at most 30 s).
-async fn wait_for(
-    progress: &mut watch::Receiver<RunSummary>,
-    done: impl Fn(&RunSummary) -> bool,
-) -> RunSummary {
-    tokio::time::timeout(Duration::from_secs(30), progress.wait_for(|summary| done(summary)))
-        .await
-        .expect("in time")
-        .map(|summary| *summary)
-        .expect("running")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -23,8 +23,12 @@
 //! workspace keeps md-5 0.11. (md-5 0.10's `asm` builds here: the `cc` crate assembles its `.S` file with the
 //! system's C compiler, gcc 12.)
 
+mod support;
+
 use std::hint::black_box;
 use std::time::Instant;
+
+use support::uuid_like;
 
 /// An MD5 implementation under test.
 struct Implementation {
@@ -79,19 +83,6 @@ const AGGREGATES: usize = 200;
 /// Bytes a 100-byte user record with a 36-byte key adds to an aggregate (its data, its key in the key
 /// table, the protobuf framing; `kpl bench` and performance.md: 144.7 B).
 const AGGREGATE_BYTES_PER_RECORD: f64 = 145.0;
-
-/// A UUID-looking 36-byte key, distinct for each `n` (as in the `wire_format` benchmark).
-fn uuid_like(n: u64) -> String {
-    let x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        x >> 32,
-        (x >> 16) & 0xffff,
-        x & 0xfff,
-        n & 0xfff,
-        n & 0xffff_ffff_ffff
-    )
-}
 
 fn hex(digest: &[u8; 16]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()

@@ -5,27 +5,17 @@
 //!
 //! `cargo bench -p kpl-deagg -- --warm-up-time 1 --measurement-time 3`
 
+mod support;
+
 use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kpl_deagg::{AggregateBuilder, AggregateLimits, Deaggregator, Mode, ReceivedRecord};
 use md5::{Digest, Md5};
+use support::uuid_like;
 
 const AGGREGATE_SIZE: usize = 51_200;
-
-/// A UUID-looking 36-byte key, distinct for each `n`.
-fn uuid_like(n: u64) -> String {
-    let x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        x >> 32,
-        (x >> 16) & 0xffff,
-        x & 0xfff,
-        n & 0xfff,
-        n & 0xffff_ffff_ffff
-    )
-}
 
 struct Workload {
     name: &'static str,
