@@ -16,13 +16,13 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::wait_for;
+use support::{Reloadable, start_reloadable, wait_for};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use kpl_agent::config::parse;
-use kpl_agent::shell::{CheckpointStore, RunControls, RunSummary, run_with, run_with_progress};
+use kpl_agent::shell::{CheckpointStore, RunSummary, run_with_progress};
 use kpl_mock_backend::{MockConfig, MockKinesis};
 use kpl_tests::python::{MOTO, PythonEnv};
 use kpl_tokio::MockBackend;
@@ -286,13 +286,8 @@ async fn a_reload_can_bring_the_first_firehose_flow() {
     let mut kinesis = MockKinesis::new(MockConfig::calm(), 1).unwrap();
     kinesis.create_stream("logs", 1).unwrap();
     let store = CheckpointStore::open(&dir.path().join("checkpoints.redb")).unwrap();
-    let (stop, stopped) = mpsc::channel(2);
-    let (reload, reloads) = mpsc::channel(1);
-    let (progress, mut watching) = watch::channel(RunSummary::default());
-    let mut controls = RunControls::new(stopped);
-    controls.progress = progress;
-    controls.reload = Some(reloads);
-    let agent = tokio::spawn(run_with(config(&kinesis_flow), MockBackend::new(kinesis), store, controls));
+    let Reloadable { agent, stop, reload, mut watching } =
+        start_reloadable(config(&kinesis_flow), MockBackend::new(kinesis), store, None);
     wait_for(&mut watching, |s| s.records_delivered >= 100).await;
     reload.send(config(&format!("{kinesis_flow}, {firehose_flow}"))).await.unwrap();
     wait_for(&mut watching, |s| s.records_delivered >= 100 + LINES as u64).await;

@@ -11,16 +11,13 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use support::wait_for;
+use support::{Reloadable, start_reloadable, wait_for};
 
 use kpl_agent::config::{AgentConfig, parse};
-use kpl_agent::shell::{
-    CheckpointStore, RunControls, RunSummary, StatusSource, read_status, run_with, status_file,
-};
+use kpl_agent::shell::{CheckpointStore, StatusSource, read_status, status_file};
 use kpl_deagg::Mode;
 use kpl_mock_backend::{MockConfig, MockKinesis};
 use kpl_tokio::MockBackend;
-use tokio::sync::{mpsc, watch};
 
 fn config(dir: &Path, flows: &str) -> AgentConfig {
     let text = format!(
@@ -56,14 +53,8 @@ async fn a_reload_diffs_flows_and_keeps_every_files_progress() {
     let backend = Arc::new(MockBackend::new(kinesis));
     let store_path = dir.path().join("checkpoints.redb");
     let store = CheckpointStore::open(&store_path).unwrap();
-    let (stop, stopped) = mpsc::channel(2);
-    let (reload, reloads) = mpsc::channel(1);
-    let (progress, mut watching) = watch::channel(RunSummary::default());
-    let mut controls = RunControls::new(stopped);
-    controls.progress = progress;
-    controls.reload = Some(reloads);
-    controls.status_file = Some(status_file(&store_path));
-    let agent = tokio::spawn(run_with(first, backend.clone(), store, controls));
+    let Reloadable { agent, stop, reload, mut watching } =
+        start_reloadable(first, backend.clone(), store, Some(status_file(&store_path)));
     wait_for(&mut watching, |s| s.records_delivered >= 1000).await;
 
     // Flow a changed (its lines now go out in braces); flow b added.
