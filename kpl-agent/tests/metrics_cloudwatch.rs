@@ -36,13 +36,7 @@ const APACHE: &str = r#"10.1.2.3 - - [03/Nov/2026:14:05:01 +0100] "GET /index.ht
 fn sums(moto: &mut Moto) -> BTreeMap<(String, String), f64> {
     let mut sums = BTreeMap::new();
     for datum in tokio::task::block_in_place(|| moto.metric_data("AWSKinesisAgent")) {
-        let dimensions: Vec<String> = datum["dimensions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| format!("{}={}", d[0].as_str().unwrap(), d[1].as_str().unwrap()))
-            .collect();
-        let key = (datum["name"].as_str().unwrap().to_owned(), dimensions.join(","));
+        let key = (datum["name"].as_str().unwrap().to_owned(), moto::dimensions(&datum));
         *sums.entry(key).or_insert(0.0) += datum["sum"].as_f64().unwrap();
     }
     sums

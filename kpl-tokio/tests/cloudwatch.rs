@@ -43,14 +43,8 @@ fn stored(moto: &mut Moto, namespace: &str) -> Stored {
     let mut stored = Stored { data: data.len(), ..Stored::default() };
     for datum in data {
         let name = datum["name"].as_str().unwrap().to_owned();
-        let dimensions: Vec<String> = datum["dimensions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| format!("{}={}", d[0].as_str().unwrap(), d[1].as_str().unwrap()))
-            .collect();
         let number = |field: &str| datum[field].as_f64().unwrap_or_else(|| panic!("{field} of {datum}"));
-        let entry = stored.stats.entry((name.clone(), dimensions.join(","))).or_insert((
+        let entry = stored.stats.entry((name.clone(), support::moto::dimensions(&datum))).or_insert((
             0.0,
             0.0,
             f64::MAX,

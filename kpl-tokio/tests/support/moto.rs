@@ -123,6 +123,15 @@ impl Moto {
     }
 }
 
+/// A stored datum's dimensions as `name=value,...`, in moto's order.
+pub fn dimensions(datum: &Value) -> String {
+    let pairs = datum["dimensions"].as_array().expect("dimensions").iter();
+    let pairs: Vec<String> = pairs
+        .map(|d| format!("{}={}", d[0].as_str().expect("name"), d[1].as_str().expect("value")))
+        .collect();
+    pairs.join(",")
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         // Closing its standard input ends the server; kill it if it does not go.
