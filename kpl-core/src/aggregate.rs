@@ -38,6 +38,8 @@ pub(crate) enum Added {
 struct AggBuffer {
     builder: AggregateBuilder,
     users: Vec<AcceptedRecord>,
+    /// Records the previous aggregate held: the next is likely to hold as many.
+    last_count: usize,
     deadline: Option<Instant>,
     expiration: Option<Instant>,
 }
@@ -48,9 +50,14 @@ impl AggBuffer {
     #[allow(clippy::result_large_err)]
     fn try_add(&mut self, record: AcceptedRecord, limits: AggregateLimits) -> Result<(), AcceptedRecord> {
         let added =
-            self.builder.try_add(&record.partition_key, record.explicit_hash_key, &record.data, limits);
+            self.builder.try_add(&record.partition_key, record.explicit_hash_key(), &record.data, limits);
         match added {
             Ok(()) => {
+                if self.users.capacity() == 0 {
+                    // Room for as many as last time at once, rather than growing by doubling (reallocations
+                    // and copies, and up to half the room unused while the records wait).
+                    self.users.reserve_exact(self.last_count.max(1));
+                }
                 self.deadline = earliest(self.deadline, record.deadline);
                 self.expiration = earliest(self.expiration, record.expiration);
                 self.users.push(record);
@@ -60,13 +67,17 @@ impl AggBuffer {
         }
     }
 
-    /// Finishes the Kinesis record, leaving the buffer empty.
+    /// Finishes the Kinesis record, leaving the buffer empty. The user records' data is swapped for slices
+    /// of the aggregate, so that while the Kinesis record waits for its shard's quota and its request, each
+    /// record's data is held once (the user's copy is freed), not twice.
     fn take(&mut self, seq: u64, slot: Option<ShardSlot>) -> Option<OutgoingRecord> {
-        let entry = self.builder.finish()?;
+        let users = &mut self.users;
+        let entry = self.builder.finish_sharing(|index, data| users[index].data = data)?;
+        self.last_count = users.len();
         Some(OutgoingRecord {
             seq,
             entry,
-            users: std::mem::take(&mut self.users),
+            users: std::mem::take(users),
             slot,
             deadline: self.deadline.take(),
             expiration: self.expiration.take(),
@@ -229,8 +240,8 @@ mod tests {
         AcceptedRecord {
             id: RecordId(id),
             partition_key: format!("key-{id}"),
-            explicit_hash_key: None,
             hash_key: 0,
+            explicit_hash_key: false,
             data: Bytes::from_static(b"data"),
             arrival: deadline,
             deadline: Some(deadline),

@@ -136,7 +136,7 @@ pub use metrics::{
 };
 pub use producer::Producer;
 pub use record::{
-    Attempt, AttemptError, AttemptErrorKind, PutError, RecordError, RecordFailure, RecordOutcome,
+    Attempt, AttemptError, AttemptErrorKind, Attempts, PutError, RecordError, RecordFailure, RecordOutcome,
     RecordReceipt, UserRecord,
 };
 pub use request::{

@@ -5,16 +5,17 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::ids::{RecordId, ShardSlot};
-use crate::record::{Attempt, AttemptError};
+use crate::record::{Attempt, AttemptError, Attempts};
 
 /// A user record accepted and not yet completed.
 #[derive(Debug)]
 pub(crate) struct AcceptedRecord {
     pub(crate) id: RecordId,
     pub(crate) partition_key: String,
-    pub(crate) explicit_hash_key: Option<u128>,
     /// The explicit hash key, else the MD5 of the partition key.
     pub(crate) hash_key: u128,
+    /// Whether `hash_key` is an explicit hash key the user gave (which an aggregate then carries).
+    pub(crate) explicit_hash_key: bool,
     pub(crate) data: Bytes,
     /// When `put_record` took it.
     pub(crate) arrival: Instant,
@@ -22,6 +23,7 @@ pub(crate) struct AcceptedRecord {
     pub(crate) deadline: Option<Instant>,
     /// When its TTL passes; `None` is never.
     pub(crate) expiration: Option<Instant>,
+    /// Failed attempts so far: empty, and unallocated, until one fails.
     pub(crate) attempts: Vec<Attempt>,
     pub(crate) maybe_duplicated: bool,
     /// A request carrying it was refused for its content and the culprit is not known: it goes alone, in
@@ -35,16 +37,29 @@ impl AcceptedRecord {
         self.partition_key.len() + self.data.len()
     }
 
-    /// Records an attempt from `started` to `ended`; its delay runs from the previous attempt's end, or the
-    /// record's arrival.
-    pub(crate) fn push_attempt(&mut self, started: Instant, ended: Instant, error: Option<AttemptError>) {
+    /// The explicit hash key the user gave, if any.
+    pub(crate) fn explicit_hash_key(&self) -> Option<u128> {
+        self.explicit_hash_key.then_some(self.hash_key)
+    }
+
+    /// An attempt from `started` to `ended`; its delay runs from the previous attempt's end, or the record's
+    /// arrival.
+    fn attempt(&self, started: Instant, ended: Instant, error: Option<AttemptError>) -> Attempt {
         let previous_end = self.attempts.last().map_or(self.arrival, |attempt| attempt.ended);
-        // Most records make one attempt: room for exactly one (a `Vec` grows to four at its first push),
-        // a smaller allocation that the allocator serves from its cache.
-        if self.attempts.capacity() == 0 {
-            self.attempts.reserve_exact(1);
-        }
-        self.attempts.push(Attempt::new(previous_end, started, ended, error));
+        Attempt::new(previous_end, started, ended, error)
+    }
+
+    /// Records a failed attempt from `started` to `ended`.
+    pub(crate) fn push_attempt(&mut self, started: Instant, ended: Instant, error: AttemptError) {
+        let attempt = self.attempt(started, ended, Some(error));
+        self.attempts.push(attempt);
+    }
+
+    /// Every attempt, the successful one from `started` to `ended` last: no allocation for a record written
+    /// at its first try.
+    pub(crate) fn attempts_with_success(&mut self, started: Instant, ended: Instant) -> Attempts {
+        let success = self.attempt(started, ended, None);
+        Attempts::with_last(std::mem::take(&mut self.attempts), success)
     }
 }
 

@@ -50,8 +50,9 @@ pub struct Attempt {
     pub started: Instant,
     /// When its response came back.
     pub ended: Instant,
-    /// Why it did not succeed, if it did not.
-    pub error: Option<AttemptError>,
+    /// Why it did not succeed, if it did not. Boxed: most attempts succeed, and an attempt sits inline in
+    /// every receipt (see [`Attempts`]).
+    pub error: Option<Box<AttemptError>>,
     /// Time between the record's put (for the first attempt) or the previous attempt's end and this
     /// attempt's start: buffering, rate limiting and backoff (the KPL's `Attempt.getDelay`).
     pub delay: Duration,
@@ -65,7 +66,12 @@ impl Attempt {
         ended: Instant,
         error: Option<AttemptError>,
     ) -> Self {
-        Self { started, ended, error, delay: started.saturating_duration_since(previous_end) }
+        Self {
+            started,
+            ended,
+            error: error.map(Box::new),
+            delay: started.saturating_duration_since(previous_end),
+        }
     }
 
     /// When the request carrying the record was handed to the adapter.
@@ -91,12 +97,57 @@ impl Attempt {
 
     /// Why it did not succeed; `None` for the successful attempt.
     pub fn error(&self) -> Option<&AttemptError> {
-        self.error.as_ref()
+        self.error.as_deref()
     }
 
     /// Whether it succeeded (the KPL's `Attempt.isSuccessful`).
     pub fn is_successful(&self) -> bool {
         self.error.is_none()
+    }
+}
+
+/// Every attempt of a written record, in order, the successful one last: read it as a slice
+/// (`Deref<Target = [Attempt]>`; the KPL's `getAttempts`). A lone attempt is held inline, so that a record
+/// written at its first try, as nearly all are, costs no allocation for its attempts. (A
+/// [`RecordFailure`] keeps a `Vec`: failures are rare, and a small failure keeps every result small.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempts(AttemptList);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AttemptList {
+    One(Attempt),
+    Many(Vec<Attempt>),
+}
+
+impl Attempts {
+    /// The earlier attempts (`earlier`, usually empty) followed by `last`.
+    pub(crate) fn with_last(earlier: Vec<Attempt>, last: Attempt) -> Self {
+        if earlier.is_empty() {
+            return Self(AttemptList::One(last));
+        }
+        let mut all = earlier;
+        all.push(last);
+        Self(AttemptList::Many(all))
+    }
+}
+
+impl std::ops::Deref for Attempts {
+    type Target = [Attempt];
+
+    fn deref(&self) -> &[Attempt] {
+        match &self.0 {
+            AttemptList::One(only) => std::slice::from_ref(only),
+            AttemptList::Many(all) => all,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Attempts {
+    type Item = &'a Attempt;
+    type IntoIter = std::slice::Iter<'a, Attempt>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
     }
 }
 
@@ -176,7 +227,7 @@ pub struct RecordReceipt {
     /// aggregate, as in the KPL).
     pub sequence_number: Arc<str>,
     /// Every attempt, the successful one last.
-    pub attempts: Vec<Attempt>,
+    pub attempts: Attempts,
     /// An earlier attempt was ambiguous (timed out, or wrongly routed and written), so the record may be in
     /// the stream more than once.
     pub maybe_duplicated: bool,

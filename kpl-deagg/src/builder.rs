@@ -298,6 +298,11 @@ impl AggregateBuilder {
     /// The aggregated form of what was added (magic + protobuf + MD5 of the protobuf), whatever the count.
     /// [`finish`](Self::finish) uses it for two or more records; tools that always wrap can call it directly.
     pub fn to_aggregated_bytes(&self) -> Bytes {
+        Bytes::from(self.encode(|_| {}))
+    }
+
+    /// Writes the aggregated form; `data_at` is told where each record's data starts, in the order added.
+    fn encode(&self, mut data_at: impl FnMut(usize)) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.aggregated_len());
         out.put_slice(&MAGIC);
         for key in self.partition_keys.iter() {
@@ -327,12 +332,13 @@ impl AggregateBuilder {
             }
             out.put_u8(TAG_DATA);
             put_varint(&mut out, entry.data.len() as u64);
+            data_at(out.len());
             out.put_slice(&entry.data);
         }
         let digest = Md5::digest(&out[MAGIC.len()..]);
         out.put_slice(&digest);
         debug_assert_eq!(out.len(), self.aggregated_len());
-        Bytes::from(out)
+        out
     }
 
     /// Hash key of the first user record: its explicit hash key, else the MD5 of its partition key.
@@ -347,9 +353,19 @@ impl AggregateBuilder {
     /// Finishes the Kinesis record and empties the builder (keeping its allocations for reuse).
     /// Returns `None` if nothing was added.
     pub fn finish(&mut self) -> Option<KinesisRecord> {
+        self.finish_sharing(|_, _| {})
+    }
+
+    /// As [`finish`](Self::finish), and hands each record's data back, as `shared(index, data)` with the
+    /// index in the order added, as a slice of the finished record's data (for a single record, its own
+    /// data): a caller that keeps the user records until they are written can swap its copies for these, so
+    /// that each record's data is held once, inside the aggregate, rather than twice. A slice keeps the
+    /// whole aggregate (at most `AggregationMaxSize`) alive.
+    pub fn finish_sharing(&mut self, mut shared: impl FnMut(usize, Bytes)) -> Option<KinesisRecord> {
         let explicit_hash_key = self.first_hash_key()?;
         let record = if self.entries.len() == 1 {
             let entry = self.entries.swap_remove(0);
+            shared(0, entry.data.clone());
             KinesisRecord {
                 partition_key: self.partition_keys.get(entry.partition_key_index as usize).to_owned(),
                 explicit_hash_key,
@@ -357,10 +373,15 @@ impl AggregateBuilder {
                 user_records: 1,
             }
         } else {
+            let mut data_starts = Vec::with_capacity(self.entries.len());
+            let data = Bytes::from(self.encode(|at| data_starts.push(at)));
+            for (index, (entry, start)) in self.entries.iter().zip(data_starts).enumerate() {
+                shared(index, data.slice(start..start + entry.data.len()));
+            }
             KinesisRecord {
                 partition_key: AGGREGATE_PARTITION_KEY.to_owned(),
                 explicit_hash_key,
-                data: self.to_aggregated_bytes(),
+                data,
                 user_records: self.entries.len(),
             }
         };
@@ -481,5 +502,29 @@ mod tests {
         builder.add("same", Some(7), &data);
         // A repeat costs only the record: tag + len + pk index + ehk index + data field = 1+1+2+2+3.
         assert_eq!(builder.aggregated_len() - before, 9);
+    }
+
+    #[test]
+    fn finish_sharing_hands_back_each_records_data_as_a_slice_of_the_aggregate() {
+        let mut builder = AggregateBuilder::new();
+        let records: Vec<Bytes> =
+            vec![Bytes::from_static(b"first"), Bytes::new(), Bytes::from_static(b"third!")];
+        for (n, data) in records.iter().enumerate() {
+            builder.add(&format!("key-{n}"), None, data);
+        }
+        let mut shared = Vec::new();
+        let record = builder.finish_sharing(|index, data| shared.push((index, data))).expect("three records");
+        assert_eq!(shared.iter().map(|(index, _)| *index).collect::<Vec<_>>(), vec![0, 1, 2]);
+        let aggregate = record.data.as_ptr_range();
+        for ((_, data), original) in shared.iter().zip(&records) {
+            assert_eq!(data, original);
+            assert!(aggregate.contains(&data.as_ptr()) || data.is_empty(), "a slice of the aggregate");
+        }
+        // Alone, a record is its own data.
+        builder.add("alone", None, &records[0]);
+        let mut alone = Vec::new();
+        let record = builder.finish_sharing(|index, data| alone.push((index, data))).expect("one record");
+        assert_eq!(alone, vec![(0, records[0].clone())]);
+        assert_eq!(record.data, records[0]);
     }
 }

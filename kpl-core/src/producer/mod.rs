@@ -238,8 +238,8 @@ impl Producer {
         let accepted = AcceptedRecord {
             id,
             partition_key: record.partition_key,
-            explicit_hash_key,
             hash_key,
+            explicit_hash_key: explicit_hash_key.is_some(),
             data: record.data,
             arrival: now,
             deadline: earliest(deadline_after(now, self.config.record_max_buffered_time()), expiration),

@@ -169,7 +169,7 @@ impl Producer {
                 continue;
             }
             for mut user in record.users {
-                user.push_attempt(started, now, Some(attempt_error.clone()));
+                user.push_attempt(started, now, attempt_error.clone());
                 if has_passed(user.expiration, now) {
                     self.fail_expired(s, user);
                     continue;
@@ -257,7 +257,7 @@ impl Producer {
             let delay = *delays.entry(record.slot).or_insert_with(|| self.retries.backoff(s, record.slot));
             let due = deadline_after(now, delay);
             for mut user in record.users {
-                user.push_attempt(started, now, Some(error.clone()));
+                user.push_attempt(started, now, error.clone());
                 user.maybe_duplicated |= ambiguous;
                 if has_passed(user.expiration, now) {
                     self.fail_expired(s, user);
@@ -289,12 +289,12 @@ impl Producer {
         // Shared by every user record of the aggregate.
         let sequence_number: Arc<str> = sequence_number.into();
         for mut user in record.users {
-            user.push_attempt(started, now, None);
+            let attempts = user.attempts_with_success(started, now);
             let cost = user.cost();
             let receipt = RecordReceipt {
                 shard_id: shard_id.clone(),
                 sequence_number: sequence_number.clone(),
-                attempts: user.attempts,
+                attempts,
                 maybe_duplicated: user.maybe_duplicated,
                 put_time: user.arrival,
             };
@@ -312,7 +312,7 @@ impl Producer {
         reason: impl Fn() -> RecordError,
     ) {
         for mut user in record.users {
-            user.push_attempt(started, now, Some(error.clone()));
+            user.push_attempt(started, now, error.clone());
             self.fail(s, user, reason());
         }
     }
@@ -330,7 +330,7 @@ impl Producer {
             Box::new(UserRecord {
                 stream: self.listing.target(s).clone(),
                 partition_key: record.partition_key.clone(),
-                explicit_hash_key: record.explicit_hash_key.map(|key| key.to_string()),
+                explicit_hash_key: record.explicit_hash_key().map(|key| key.to_string()),
                 data: record.data.clone(),
             })
         });
