@@ -7,8 +7,10 @@
 //! answers `PutRecords`: as in `kpl bench` under overload, nearly all of them wait in the producer,
 //! aggregated, for their shard's quota, and the few sent stay in flight. Each record has data and a key of its own (100 B and 36 B, allocated exactly), as an
 //! application's records do. The figure is the heap grown while putting them, less their data and keys,
-//! per record; and the heap grown as a ratio to the data and keys held. The record futures are counted (the
-//! shared part of their channel is the producer's), not the `Vec` the benchmark keeps them in.
+//! per record; and the heap grown as a ratio to the data and keys held. Twice in one run, once for each way
+//! to put: with a `RecordFuture` per record (`put`; the futures' channels are counted, as the producer's,
+//! not the `Vec` the benchmark keeps them in), and tagged through `TaggedProducer::put_batch`, whose results
+//! would go to `Completions` (no channel per record).
 //!
 //! ```sh
 //! cargo bench -p kpl-cli --bench memory             # 500,000 records
@@ -61,6 +63,17 @@ fn mib(bytes: f64) -> String {
     format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
 }
 
+/// How the records are put.
+#[derive(Debug, Clone, Copy)]
+enum Api {
+    /// `KinesisProducer::put`: a `RecordFuture` per record (its channel is counted, as the producer's).
+    Futures,
+    /// `TaggedProducer::put_batch` with `u64` tags, results through `Completions`: no channel per record.
+    Tagged,
+}
+
+const PUT_BATCH: usize = 64;
+
 fn main() {
     let records: usize = std::env::args()
         .skip(1)
@@ -68,62 +81,91 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(500_000);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(async {
-        // Without the drain-time limit (it would hold the puts back at about 40 MiB, 10 s of the 4 shards'
-        // quota): this measures what each held record costs, whatever holds it.
-        let config = ProducerConfig::builder()
-            .shard_map_wait(ShardMapWait::Hold)
-            .drain_window_percent(0)
-            .max_outstanding_records(1_000_000)
-            .build()
-            .unwrap();
-        assert!(records as u64 <= config.max_outstanding_records(), "more records than the producer holds");
-        let backend = NullBackend { shards: shard_layout(), stall_puts: true };
-        let producer = KinesisProducer::builder(config, backend).seed(1).spawn().unwrap();
-        let stream = StreamTarget::name(STREAM);
-        // The shard map is in before the count starts: it is the producer's, not the records'. A first
-        // record, left out of the count, makes the producer list the stream.
-        let first = producer.put(UserRecord::new(stream.clone(), key(0), data(0))).await.unwrap();
-        while producer.stats().await.unwrap().list_shards_requests == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let mut futures: Vec<RecordFuture> = Vec::with_capacity(records);
-        let (heap_before, resident_before) = (ALLOCATOR.allocated(), resident());
+    println!("{records} records of {RECORD_SIZE} B data and {KEY_SIZE} B key outstanding");
+    println!("  data and keys held    {}", mib(records as f64 * (RECORD_SIZE + KEY_SIZE) as f64));
+    for api in [Api::Futures, Api::Tagged] {
+        runtime.block_on(measure(api, records));
+    }
+    println!("  peak heap of the run  {}", mib(ALLOCATOR.max_allocated() as f64));
+}
 
-        for n in 1..=records {
-            futures.push(producer.put(UserRecord::new(stream.clone(), key(n), data(n))).await.unwrap());
-            if n % 64 == 0 {
+/// Puts `records` records through `api` into a producer that cannot send them, and prints what the heap
+/// grew by.
+async fn measure(api: Api, records: usize) {
+    // Without the drain-time limit (it would hold the puts back at about 40 MiB, 10 s of the 4 shards'
+    // quota): this measures what each held record costs, whatever holds it.
+    let config = ProducerConfig::builder()
+        .shard_map_wait(ShardMapWait::Hold)
+        .drain_window_percent(0)
+        .max_outstanding_records(1_000_000)
+        .build()
+        .unwrap();
+    assert!(records as u64 <= config.max_outstanding_records(), "more records than the producer holds");
+    let backend = NullBackend { shards: shard_layout(), stall_puts: true };
+    let producer = KinesisProducer::builder(config, backend).seed(1).spawn().unwrap();
+    let (tagged, completions) = producer.with_completions::<u64>();
+    let stream = StreamTarget::name(STREAM);
+    // The shard map is in before the count starts: it is the producer's, not the records'. A first record,
+    // left out of the count, makes the producer list the stream.
+    let first = producer.put(UserRecord::new(stream.clone(), key(0), data(0))).await.unwrap();
+    while producer.stats().await.unwrap().list_shards_requests == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut futures: Vec<RecordFuture> = Vec::with_capacity(records);
+    let (heap_before, resident_before) = (ALLOCATOR.allocated(), resident());
+
+    match api {
+        Api::Futures => {
+            for n in 1..=records {
+                futures.push(producer.put(UserRecord::new(stream.clone(), key(n), data(n))).await.unwrap());
+                if n % PUT_BATCH == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        Api::Tagged => {
+            for start in (1..=records).step_by(PUT_BATCH) {
+                let end = (start + PUT_BATCH).min(records + 1);
+                let batch = (start..end)
+                    .map(|n| (n as u64, UserRecord::new(stream.clone(), key(n), data(n))))
+                    .collect();
+                assert!(tagged.put_batch(batch).await.is_empty());
                 tokio::task::yield_now().await;
             }
         }
-        // Answered after the driver took every put before it.
-        let stats = producer.stats().await.unwrap();
-        let (heap_after, resident_after) = (ALLOCATOR.allocated(), resident());
+    }
+    // Answered after the driver took every put before it.
+    let stats = producer.stats().await.unwrap();
+    let (heap_after, resident_after) = (ALLOCATOR.allocated(), resident());
 
-        assert_eq!(stats.user_records_received, records as u64 + 1);
-        drop(first);
-        let held = records as f64 * (RECORD_SIZE + KEY_SIZE) as f64;
-        let grown = heap_after as f64 - heap_before as f64;
-        println!("{records} records of {RECORD_SIZE} B data and {KEY_SIZE} B key outstanding");
-        println!("  data and keys held    {}", mib(held));
-        println!("  heap grown            {}  ({:.3} x the data and keys)", mib(grown), grown / held);
+    assert_eq!(stats.user_records_received, records as u64 + 1);
+    drop(first);
+    let held = records as f64 * (RECORD_SIZE + KEY_SIZE) as f64;
+    let grown = heap_after as f64 - heap_before as f64;
+    println!(
+        "{api:?} (put {})",
+        match api {
+            Api::Futures => "with a RecordFuture per record",
+            Api::Tagged => "in batches of 64 through TaggedProducer::put_batch",
+        }
+    );
+    println!("  heap grown            {}  ({:.3} x the data and keys)", mib(grown), grown / held);
+    println!(
+        "  overhead per record   {:.0} B beyond data and key (heap, requested sizes)",
+        (grown - held) / records as f64
+    );
+    if let (Some(before), Some(after)) = (resident_before, resident_after) {
+        let grown = after as f64 - before as f64;
         println!(
-            "  overhead per record   {:.0} B beyond data and key (heap, requested sizes)",
+            "  resident grown        {}  ({:.3} x; {:.0} B per record beyond data and key)",
+            mib(grown),
+            grown / held,
             (grown - held) / records as f64
         );
-        if let (Some(before), Some(after)) = (resident_before, resident_after) {
-            let grown = after as f64 - before as f64;
-            println!(
-                "  resident grown        {}  ({:.3} x; {:.0} B per record beyond data and key)",
-                mib(grown),
-                grown / held,
-                (grown - held) / records as f64
-            );
-        }
-        println!("  peak heap of the run  {}", mib(ALLOCATOR.max_allocated() as f64));
-        drop(futures);
-        // What is still queued fails at once: only the measurement mattered.
-        let _ = producer.shutdown(Duration::ZERO).await;
-    });
+    }
+    drop(futures);
+    drop((tagged, completions));
+    // What is still queued fails at once: only the measurement mattered.
+    let _ = producer.shutdown(Duration::ZERO).await;
 }
