@@ -136,8 +136,8 @@ pub use metrics::{
 };
 pub use producer::Producer;
 pub use record::{
-    Attempt, AttemptError, AttemptErrorKind, Attempts, PutError, RecordError, RecordFailure, RecordOutcome,
-    RecordReceipt, UserRecord,
+    Attempt, AttemptError, AttemptErrorKind, Attempts, PreparedRecord, PutError, RecordError, RecordFailure,
+    RecordOutcome, RecordReceipt, UserRecord,
 };
 pub use request::{
     ListShardsOutput, ListShardsRequest, PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry, Request,

@@ -41,6 +41,44 @@ impl UserRecord {
     }
 }
 
+/// A record checked against a configuration's rules, with the hash key that routes it: what
+/// [`Producer::put_prepared`](crate::Producer::put_prepared) takes. Made by
+/// [`ProducerConfig::prepare`](crate::ProducerConfig::prepare), which needs no producer: an adapter whose
+/// producer lives on one task prepares records on its callers' threads, so that the checks and the MD5 of
+/// each partition key run there, in parallel, and the producer only routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedRecord {
+    pub(crate) record: UserRecord,
+    /// The explicit hash key, else the MD5 of the partition key (big-endian, as Kinesis reads it).
+    pub(crate) hash_key: u128,
+    /// Whether `hash_key` is the record's explicit hash key.
+    pub(crate) explicit_hash_key: bool,
+}
+
+impl PreparedRecord {
+    /// A checked record with its explicit hash key (parsed), if it has one.
+    pub(crate) fn hashed(record: UserRecord, explicit_hash_key: Option<u128>) -> Self {
+        let hash_key =
+            explicit_hash_key.unwrap_or_else(|| kpl_deagg::partition_key_hash(&record.partition_key));
+        Self { record, hash_key, explicit_hash_key: explicit_hash_key.is_some() }
+    }
+
+    /// The record.
+    pub fn record(&self) -> &UserRecord {
+        &self.record
+    }
+
+    /// The record back.
+    pub fn into_record(self) -> UserRecord {
+        self.record
+    }
+
+    /// The hash key that routes it: its explicit hash key, else the MD5 of its partition key.
+    pub fn hash_key(&self) -> u128 {
+        self.hash_key
+    }
+}
+
 /// One try at writing a record, as the KPL's `Attempt`. Built by the producer only (`#[non_exhaustive]`):
 /// read it through its fields or methods.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -730,3 +730,42 @@ fn a_flush_while_records_wait_for_the_shard_map_sends_them_when_it_arrives() {
     assert!(h.now - mapped_at < Duration::from_secs(1), "sent after {:?}", h.now - mapped_at);
     assert_eq!(sent, 2, "one aggregate per shard");
 }
+
+#[test]
+fn prepared_records_are_checked_and_hashed_before_the_producer_and_routed_alike() {
+    let strict = config().max_record_size(1000).build().unwrap();
+    // A refused record comes back with the error.
+    let empty_key = UserRecord::new(stream(), "", "data");
+    assert_eq!(strict.prepare(empty_key.clone()), Err((PutError::EmptyPartitionKey, empty_key)));
+    let bad_stream = UserRecord::new(kpl_core::StreamTarget::name("no spaces"), "key", "data");
+    assert!(matches!(strict.prepare(bad_stream), Err((PutError::InvalidStream(_), _))));
+    // The hash key routes it: the MD5 of its partition key, or its explicit hash key.
+    let by_key = strict.prepare(UserRecord::new(stream(), key(1), "data")).unwrap();
+    assert_eq!(by_key.hash_key(), partition_key_hash(&key(1)));
+    let top = u128::MAX.to_string();
+    let by_hash =
+        strict.prepare(UserRecord::new(stream(), key(2), "data").with_explicit_hash_key(top)).unwrap();
+    assert_eq!(by_hash.hash_key(), u128::MAX);
+
+    let mut h = Harness::new(strict, 4);
+    h.start();
+    for prepared in [by_key, by_hash] {
+        let record = prepared.record().clone();
+        let id = h.producer.put_prepared(h.now, prepared).unwrap();
+        h.put.insert(id, record);
+    }
+    // Prepared under a laxer configuration: this producer's own size limit still holds.
+    let lax = config().max_record_size(10_000).build().unwrap();
+    let large = lax.prepare(UserRecord::new(stream(), key(3), vec![0u8; 2000])).unwrap();
+    assert_eq!(
+        h.producer.put_prepared(h.now, large),
+        Err(PutError::RecordTooLarge { size: 2036, max: 1000 })
+    );
+    h.producer.flush(h.now, None);
+    h.run(Duration::from_secs(5), |_| Reply::Success);
+    let shards: Vec<_> =
+        h.outcomes.values().map(|o| o.result.as_ref().unwrap().shard_id.to_string()).collect();
+    // Key 1's shard (as `put_record` routes it, see the first test), and the last shard for 2^128 − 1.
+    let by_key_shard = h.shards.iter().find(|s| s.ending_hash_key >= partition_key_hash(&key(1))).unwrap();
+    assert_eq!(shards, vec![by_key_shard.shard_id.to_string(), h.shards[3].shard_id.to_string()]);
+}

@@ -151,8 +151,9 @@ impl<T: Send + 'static> TaggedProducer<T> {
 
     /// Puts records, each with its tag, waiting while the producer's outstanding limits are reached (as
     /// [`KinesisProducer::put`] does, for as many records as do not fit). Returns once every record was
-    /// accepted or refused, with the refused ones (invalid, or put after shutdown began), in order; each
-    /// accepted one's result comes through the [`Completions`].
+    /// accepted or refused, with the refused ones (the invalid ones, then those put after shutdown began,
+    /// each in order); each accepted one's result comes through the [`Completions`]. Records are checked
+    /// and their partition keys hashed here, on the caller's task, not on the producer's.
     ///
     /// Records are taken under one lock for as many as fit, so a batch costs the producer one hand-over.
     /// Cancel safety: dropping the future drops the records not yet accepted (those accepted still get their
@@ -163,7 +164,15 @@ impl<T: Send + 'static> TaggedProducer<T> {
         let shared = self.producer.shared();
         let sink: Arc<dyn Sink> = self.queue.clone();
         let mut refused = Vec::new();
-        let mut records = records.into_iter();
+        // Checked and hashed here, on the caller's thread, before any lock is taken.
+        let mut prepared = Vec::with_capacity(records.len());
+        for (tag, record) in records {
+            match shared.config.prepare(record) {
+                Ok(record) => prepared.push((tag, record)),
+                Err((error, record)) => refused.push(Refused { tag, record, error }),
+            }
+        }
+        let mut records = prepared.into_iter();
         let mut next = records.next();
         loop {
             // Registered before trying, so a release between the try and the wait is not missed.
@@ -176,7 +185,7 @@ impl<T: Send + 'static> TaggedProducer<T> {
                     &mut next,
                     &mut records,
                     |tag| Reply::Sink { sink: sink.clone(), key: state.keep(tag) },
-                    |tag, record, error| refused.push(Refused { tag, record, error }),
+                    |tag, record, error| refused.push(Refused { tag, record: record.into_record(), error }),
                 )
             };
             match submitted {

@@ -156,7 +156,7 @@ impl<R: Runtime, B: Backend> Driver<R, B> {
     fn command(&mut self, now: Instant, command: Command) {
         match command {
             Command::Put(Admitted { record, size, gauge, reply }) => {
-                match self.core.put_record(now, record) {
+                match self.core.put_prepared(now, record) {
                     Ok(id) => self.replies.insert(id, reply, size, gauge),
                     Err(refused) => {
                         // The handles check records with the core's rules and admit them with the only

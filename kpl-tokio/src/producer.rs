@@ -7,7 +7,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use kpl_core::{MetricSample, Producer, ProducerConfig, ProducerStats, PutError, StreamTarget, UserRecord};
+use kpl_core::{
+    MetricSample, PreparedRecord, Producer, ProducerConfig, ProducerStats, PutError, StreamTarget, UserRecord,
+};
 use tokio::sync::oneshot;
 
 use crate::backend::Backend;
@@ -161,6 +163,7 @@ impl KinesisProducer {
         // could starve the driver (on a current-thread runtime, entirely) while records pile up unsent.
         // tokio's cooperative budget makes it yield every so many puts; elsewhere this is free.
         tokio::task::consume_budget().await;
+        let record = self.shared().config.prepare(record).map_err(|(error, _)| error)?;
         let mut next = Some(((), record));
         loop {
             match self.submit(&mut next) {
@@ -180,7 +183,7 @@ impl KinesisProducer {
     }
 
     /// Submits the record in `next` (left there when it does not fit).
-    fn submit(&self, next: &mut Option<((), UserRecord)>) -> Result<RecordFuture, PutError> {
+    fn submit(&self, next: &mut Option<((), PreparedRecord)>) -> Result<RecordFuture, PutError> {
         let mut receiver = None;
         let mut refused = None;
         let submitted = self.shared().submit(
@@ -213,6 +216,7 @@ impl KinesisProducer {
 
     /// Puts a record without waiting: [`PutError::Backpressure`] at once when the limits are reached.
     pub fn try_put(&self, record: UserRecord) -> Result<RecordFuture, PutError> {
+        let record = self.shared().config.prepare(record).map_err(|(error, _)| error)?;
         self.submit(&mut Some(((), record)))
     }
 

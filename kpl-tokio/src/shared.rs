@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::task::AtomicWaker;
-use kpl_core::{Producer, ProducerConfig, PutError, RecordReceipt, StreamTarget, UserRecord};
+use kpl_core::{PreparedRecord, Producer, ProducerConfig, PutError, RecordReceipt, StreamTarget};
 use tokio::sync::{Notify, oneshot};
 
 use crate::error::{DeliveryError, ShutdownError};
@@ -38,7 +38,8 @@ pub(crate) enum Reply {
 /// A record admitted by a handle (its `size` counted in the gauge, under its stream's `gauge` slot) on its
 /// way to the core.
 pub(crate) struct Admitted {
-    pub(crate) record: UserRecord,
+    /// Checked and hashed on the caller's thread (see `ProducerConfig::prepare`).
+    pub(crate) record: PreparedRecord,
     pub(crate) size: usize,
     pub(crate) gauge: GaugeSlot,
     pub(crate) reply: Reply,
@@ -232,28 +233,27 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Checks, admits and queues records for the driver under one lock: `next`, then the rest of
-    /// `records`, until one does not fit (it is left in `next`). A record that can never be taken (invalid,
-    /// or the producer is closed) goes to `refuse` with its tag; an admitted one is queued with the reply
-    /// `reply` makes of its tag. Wakes the driver once.
+    /// Admits and queues records for the driver under one lock: `next`, then the rest of `records`, until
+    /// one does not fit (it is left in `next`). Records come prepared (`ProducerConfig::prepare`, on the
+    /// caller's thread, outside the lock: checked, and hashed, which the driver would otherwise do for every
+    /// record on its one task). A record put once the producer is closed goes to `refuse` with its tag; an
+    /// admitted one is queued with the reply `reply` makes of its tag. Wakes the driver once.
     pub(crate) fn submit<T>(
         &self,
-        next: &mut Option<(T, UserRecord)>,
-        records: &mut impl Iterator<Item = (T, UserRecord)>,
+        next: &mut Option<(T, PreparedRecord)>,
+        records: &mut impl Iterator<Item = (T, PreparedRecord)>,
         mut reply: impl FnMut(T) -> Reply,
-        mut refuse: impl FnMut(T, UserRecord, PutError),
+        mut refuse: impl FnMut(T, PreparedRecord, PutError),
     ) -> Submitted {
         let mut state = self.lock();
         let was_empty = state.commands.is_empty();
         let submitted = loop {
             let Some((tag, record)) = next.take() else { break Submitted::All };
-            let checked =
-                if state.accepting { self.config.check_record(&record) } else { Err(PutError::Closed) };
-            if let Err(error) = checked {
-                refuse(tag, record, error);
+            if !state.accepting {
+                refuse(tag, record, PutError::Closed);
             } else {
-                let size = record.size();
-                let gauge = match state.admission.admit(&self.config, &record.stream, size) {
+                let size = record.record().size();
+                let gauge = match state.admission.admit(&self.config, &record.record().stream, size) {
                     Ok(gauge) => gauge,
                     Err(error) => {
                         *next = Some((tag, record));

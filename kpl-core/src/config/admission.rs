@@ -8,13 +8,27 @@ use kpl_deagg::parse_explicit_hash_key;
 
 use super::ProducerConfig;
 use crate::ids::StreamTarget;
-use crate::record::{PutError, UserRecord};
+use crate::record::{PreparedRecord, PutError, UserRecord};
 
 impl ProducerConfig {
     /// Checks a record as [`Producer::put_record`](crate::Producer::put_record) does (stream, partition key, explicit hash key, size),
     /// without a producer: an adapter whose producer lives on another task refuses bad records at once.
     pub fn check_record(&self, record: &UserRecord) -> Result<(), PutError> {
         validate_record(self, record).map(drop)
+    }
+
+    /// Checks a record as [`check_record`](Self::check_record) does and computes the hash key that routes
+    /// it, for [`Producer::put_prepared`](crate::Producer::put_prepared); a refused record comes back with
+    /// the error. Pure: callable on any thread, before the producer sees the record.
+    #[allow(
+        clippy::result_large_err,
+        reason = "a refused record goes back to its caller, without an allocation"
+    )]
+    pub fn prepare(&self, record: UserRecord) -> Result<PreparedRecord, (PutError, UserRecord)> {
+        match validate_record(self, &record) {
+            Ok(explicit_hash_key) => Ok(PreparedRecord::hashed(record, explicit_hash_key)),
+            Err(error) => Err((error, record)),
+        }
     }
 
     /// The backpressure rule of [`Producer::put_record`](crate::Producer::put_record): whether a record of `size` bytes
@@ -107,12 +121,19 @@ pub(crate) fn validate_content(
         }
     }
     let explicit_hash_key = record.explicit_hash_key.as_deref().map(parse_explicit_hash_key).transpose()?;
+    validate_size(config, record)?;
+    Ok(explicit_hash_key)
+}
+
+/// Checks a record's size (data plus partition key) against `max_record_size`: the one rule that depends on
+/// the configuration.
+pub(crate) fn validate_size(config: &ProducerConfig, record: &UserRecord) -> Result<(), PutError> {
     let size = record.size();
     let max = config.max_record_size() as usize;
     if size > max {
         return Err(PutError::RecordTooLarge { size, max });
     }
-    Ok(explicit_hash_key)
+    Ok(())
 }
 
 /// Checks a stream's name or ARN.

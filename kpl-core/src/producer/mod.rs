@@ -13,12 +13,12 @@ mod routing;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
-use kpl_deagg::{AggregateLimits, partition_key_hash};
+use kpl_deagg::AggregateLimits;
 
 use crate::aggregate::Aggregation;
 use crate::collect::{Collection, RequestLimits};
 use crate::completion::Completion;
-use crate::config::admission::{validate_content, validate_record, validate_stream};
+use crate::config::admission::{validate_content, validate_record, validate_size, validate_stream};
 use crate::config::{AggregationPolicy, ProducerConfig, ShardMapWait};
 use crate::drain::DrainRates;
 use crate::event::Event;
@@ -26,7 +26,7 @@ use crate::ids::{FlushId, RecordId, RequestId, StreamIx, StreamTarget};
 use crate::listing::Listing;
 use crate::metrics::{Metric, MetricSample, MetricsQuery, MetricsQueryError, Telemetry};
 use crate::outgoing::{AcceptedRecord, OutgoingRecord, request_context};
-use crate::record::{PutError, UserRecord};
+use crate::record::{PreparedRecord, PutError, UserRecord};
 use crate::request::{
     PutRecordsEntry, PutRecordsRequest, Request, RequestError, RequestErrorKind, Response, Transmit,
 };
@@ -211,11 +211,29 @@ impl Producer {
         if self.completion.is_closed() {
             return Err(PutError::Closed);
         }
-        let known = self.known_stream(&record.stream);
-        let explicit_hash_key = match known {
+        // A stream seen before was checked then: only the record's content is.
+        let explicit_hash_key = match self.known_stream(&record.stream) {
             Some(_) => validate_content(&self.config, &record)?,
             None => validate_record(&self.config, &record)?,
         };
+        self.put_prepared(now, PreparedRecord::hashed(record, explicit_hash_key))
+    }
+
+    /// [`put_record`](Self::put_record) of a record checked and hashed beforehand by
+    /// [`ProducerConfig::prepare`] (on another thread, say). Its size is checked again against this
+    /// producer's `max_record_size`, in case it was prepared under another configuration; the other rules
+    /// do not depend on the configuration.
+    pub fn put_prepared(&mut self, now: Instant, prepared: PreparedRecord) -> Result<RecordId, PutError> {
+        let now = self.enter(now);
+        if self.completion.is_closed() {
+            return Err(PutError::Closed);
+        }
+        let PreparedRecord { record, hash_key, explicit_hash_key } = prepared;
+        let known = self.known_stream(&record.stream);
+        if known.is_none() {
+            validate_stream(&record.stream)?;
+        }
+        validate_size(&self.config, &record)?;
         let cost = record.size();
         if let Err(refused) = self.completion.admit(&self.config, cost) {
             self.telemetry.refused_for_backpressure();
@@ -234,12 +252,11 @@ impl Producer {
         let id = self.completion.accept(now, cost);
         self.drain.accepted(s, cost);
         let expiration = deadline_after(now, self.config.record_ttl());
-        let hash_key = explicit_hash_key.unwrap_or_else(|| partition_key_hash(&record.partition_key));
         let accepted = AcceptedRecord {
             id,
             partition_key: record.partition_key,
             hash_key,
-            explicit_hash_key: explicit_hash_key.is_some(),
+            explicit_hash_key,
             data: record.data,
             arrival: now,
             deadline: earliest(deadline_after(now, self.config.record_max_buffered_time()), expiration),
