@@ -10,7 +10,10 @@
 //!
 //! 100-byte records with 36-byte partition keys (10,000 distinct), 4 shards, the producer's defaults with
 //! `ShardMapWait::Hold` and the per-shard quota lifted; two tasks put, on a 2-worker tokio runtime. The rate
-//! counts from the first `put` to the last record's result.
+//! counts from the first `put` to the last record's result. Each run also reports the process's CPU time
+//! per record (user and system, all threads, the sink's included, from `/proc/self/stat` on Linux): the
+//! producer's driver is one task, so a backend's cost can hide in the other core's idle time and show in the
+//! CPU time before it shows in the rate; on a shared machine it also varies less than the rate.
 //!
 //! ```sh
 //! cargo bench -p kpl-cli --bench wire_path                        # 3 rounds of 1,000,000 records each
@@ -142,11 +145,32 @@ fn config() -> ProducerConfig {
         .unwrap()
 }
 
-/// Puts `records` records and waits for every result; returns records per second.
-async fn run(backend: impl Backend, records: usize) -> f64 {
+/// The CPU time the process used so far (user and system, every thread), from `/proc/self/stat` in clock
+/// ticks of 1/100 s (`USER_HZ`, fixed at 100 by the Linux ABI); `None` elsewhere.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: state is field 3, utime
+    // and stime are fields 14 and 15 (proc(5)).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+    Some(Duration::from_millis((ticks(14)? + ticks(15)?) * 10))
+}
+
+/// One run's figures.
+#[derive(Clone, Copy)]
+struct Figures {
+    /// Records per second, from the first `put` to the last result.
+    rate: f64,
+    /// The process's CPU time per record over the same span, in microseconds (`None` without `/proc`).
+    cpu_us_per_record: Option<f64>,
+}
+
+/// Puts `records` records and waits for every result.
+async fn run(backend: impl Backend, records: usize) -> Figures {
     let producer = KinesisProducer::builder(config(), backend).seed(1).spawn().unwrap();
     let keys: Arc<Vec<String>> = Arc::new((0..DISTINCT_KEYS).map(|i| format!("{i:036}")).collect());
     let data = Bytes::from(vec![b'x'; RECORD_SIZE]);
+    let cpu_before = cpu_time();
     let started = Instant::now();
     let putters: Vec<_> = (0..PUTTERS)
         .map(|putter| {
@@ -175,14 +199,20 @@ async fn run(backend: impl Backend, records: usize) -> f64 {
         failed += putter.await.unwrap();
     }
     let rate = records as f64 / started.elapsed().as_secs_f64();
+    let cpu = cpu_time().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
     assert_eq!(failed, 0, "records failed");
     producer.shutdown(Duration::from_secs(60)).await.unwrap();
-    rate
+    Figures { rate, cpu_us_per_record: cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / records as f64) }
 }
 
-fn median(values: &mut [f64]) -> f64 {
+fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+/// `2.31 µs CPU/record`, or nothing without `/proc`.
+fn cpu_text(cpu_us_per_record: Option<f64>) -> String {
+    cpu_us_per_record.map(|cpu| format!("  {cpu:.2} µs CPU/record")).unwrap_or_default()
 }
 
 fn main() {
@@ -200,10 +230,10 @@ fn main() {
     println!(
         "{records} records of {RECORD_SIZE} B per run, {rounds} rounds, {SHARDS} shards, sink at {endpoint}"
     );
-    let mut rates = vec![Vec::new(); backends.len()];
+    let mut figures: Vec<Vec<Figures>> = vec![Vec::new(); backends.len()];
     for round in 0..rounds {
         for (which, name) in backends.iter().enumerate() {
-            let rate = runtime.block_on(async {
+            let run_figures = runtime.block_on(async {
                 match *name {
                     "null" => run(NullBackend { shards: shards.to_vec(), stall_puts: false }, records).await,
                     "mock" => {
@@ -219,14 +249,40 @@ fn main() {
                     }
                 }
             });
-            println!("round {round}: {name:<5} {rate:>10.0} records/s");
-            rates[which].push(rate);
+            println!(
+                "round {round}: {name:<5} {:>10.0} records/s{}",
+                run_figures.rate,
+                cpu_text(run_figures.cpu_us_per_record)
+            );
+            figures[which].push(run_figures);
         }
     }
+    // Medians of each figure on its own; the CPU time only when every run had it.
+    let medians: Vec<Figures> = figures
+        .iter()
+        .map(|runs| Figures {
+            rate: median(runs.iter().map(|run| run.rate).collect()),
+            cpu_us_per_record: runs
+                .iter()
+                .map(|run| run.cpu_us_per_record)
+                .collect::<Option<Vec<f64>>>()
+                .map(median),
+        })
+        .collect();
     println!("median of {rounds} rounds:");
-    let baseline = median(&mut rates[0].clone());
-    for (name, rates) in backends.iter().zip(&mut rates) {
-        let rate = median(rates);
-        println!("  {name:<5} {rate:>10.0} records/s  {:.3} x {}", rate / baseline, backends[0]);
+    let baseline = medians[0];
+    for (name, run) in backends.iter().zip(&medians) {
+        let cpu_ratio = run
+            .cpu_us_per_record
+            .zip(baseline.cpu_us_per_record)
+            .map(|(cpu, base)| format!(" ({:.3} x {}'s CPU)", cpu / base, backends[0]))
+            .unwrap_or_default();
+        println!(
+            "  {name:<5} {:>10.0} records/s  {:.3} x {}{}{cpu_ratio}",
+            run.rate,
+            run.rate / baseline.rate,
+            backends[0],
+            cpu_text(run.cpu_us_per_record)
+        );
     }
 }

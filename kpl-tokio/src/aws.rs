@@ -129,7 +129,8 @@ impl AwsBackend {
                 PutRecordsRequestEntry::builder()
                     .partition_key(entry.partition_key)
                     .set_explicit_hash_key(entry.explicit_hash_key)
-                    .data(Blob::new(entry.data))
+                    // The entry's `Bytes` as they are (a reference count, not a copy of the data per attempt).
+                    .data(Blob::from_maybe_shared(entry.data))
                     .build()
                     .map_err(fatal)
             })
