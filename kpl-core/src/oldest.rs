@@ -1,34 +1,96 @@
-//! Which outstanding record is the oldest, in O(1) per put and per completion.
+//! Which outstanding record is the oldest, and how many there are, in O(1) per put and per completion and
+//! about one bit per outstanding record.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::id_queue::IdQueue;
 use crate::ids::RecordId;
 
-/// Record ids are handed out in order and `now` never goes backwards, so the records form a queue by put
-/// time: the front of an [`IdQueue`] of put times is the oldest.
+/// Ids per word of [`OldestTracker::outstanding`].
+const WORD: u64 = u64::BITS as u64;
+
+/// Record ids are handed out in increasing order and `now` never goes backwards, so the records form a queue
+/// by put time, and put times change only between batches of puts: one flag bit per record says whether it
+/// is outstanding, and one entry per distinct put instant says when the records from its first id on were
+/// put. (A put time per record would cost 16 bytes each, and far more while the queue's capacity doubles.)
 #[derive(Debug, Default)]
 pub(crate) struct OldestTracker {
-    put_times: IdQueue<Instant>,
+    /// Bit `i` of word `w` is set while record `first + 64 w + i` is outstanding. Leading words with no bit
+    /// set, below every id put so far, are dropped.
+    outstanding: VecDeque<u64>,
+    /// The id of bit 0 of the first word: a multiple of 64.
+    first: u64,
+    /// The id after the last one put.
+    end: u64,
+    len: usize,
+    /// `(first id put at, put time)`, increasing: the put time of an id is that of the last entry at or
+    /// below it. Entries below the oldest outstanding record's are dropped.
+    put_times: VecDeque<(u64, Instant)>,
 }
 
 impl OldestTracker {
     pub(crate) fn push(&mut self, id: RecordId, put_at: Instant) {
+        let id = id.0;
         // Ids increase: a refused put takes no id.
-        let inserted = self.put_times.insert(id.0, put_at);
-        debug_assert!(inserted.is_ok(), "record ids must increase");
+        debug_assert!(id >= self.end, "record ids must increase");
+        if id < self.end {
+            return;
+        }
+        if self.len == 0 {
+            // Nothing outstanding: start afresh at this id, with no run of empty words up to it.
+            self.outstanding.clear();
+            self.put_times.clear();
+            self.first = id - id % WORD;
+        }
+        let word = usize::try_from((id - self.first) / WORD).unwrap_or(usize::MAX);
+        while self.outstanding.len() <= word {
+            self.outstanding.push_back(0);
+        }
+        self.outstanding[word] |= 1 << (id % WORD);
+        self.end = id + 1;
+        self.len += 1;
+        if self.put_times.back().is_none_or(|&(_, at)| at != put_at) {
+            self.put_times.push_back((id, put_at));
+        }
     }
 
+    /// Record `id` completed; an id not outstanding is ignored.
     pub(crate) fn complete(&mut self, id: RecordId) {
-        self.put_times.remove(id.0);
+        let Some(offset) = id.0.checked_sub(self.first) else { return };
+        let Ok(word) = usize::try_from(offset / WORD) else { return };
+        let Some(bits) = self.outstanding.get_mut(word) else { return };
+        let bit = 1 << (offset % WORD);
+        if *bits & bit == 0 {
+            return;
+        }
+        *bits &= !bit;
+        self.len -= 1;
+        // Drop leading empty words whose ids were all put (a later put may still set the last one's bits).
+        while self.outstanding.front() == Some(&0) && self.first + WORD <= self.end {
+            self.outstanding.pop_front();
+            self.first += WORD;
+        }
+        if let Some(oldest) = self.oldest_id() {
+            while self.put_times.get(1).is_some_and(|&(from, _)| from <= oldest) {
+                self.put_times.pop_front();
+            }
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.put_times.len()
+        self.len
+    }
+
+    /// The id of the oldest outstanding record.
+    fn oldest_id(&self) -> Option<u64> {
+        let (word, bits) = self.outstanding.iter().enumerate().find(|&(_, &bits)| bits != 0)?;
+        Some(self.first + word as u64 * WORD + u64::from(bits.trailing_zeros()))
     }
 
     pub(crate) fn oldest(&self) -> Option<Instant> {
-        self.put_times.front().map(|(_, put_at)| *put_at)
+        let oldest = self.oldest_id()?;
+        let after = self.put_times.partition_point(|&(from, _)| from <= oldest);
+        self.put_times.get(after.checked_sub(1)?).map(|&(_, at)| at)
     }
 }
 
@@ -55,5 +117,40 @@ mod tests {
         assert_eq!((tracker.len(), tracker.oldest()), (0, None));
         tracker.push(RecordId(4), t0);
         assert_eq!(tracker.oldest(), Some(t0));
+    }
+
+    #[test]
+    fn records_put_together_share_a_put_time_and_words_go_once_completed() {
+        let t0 = crate::test_epoch();
+        let at = |second: u64| t0 + Duration::from_secs(second);
+        let mut tracker = OldestTracker::default();
+        // 200 records in two batches: ids 0..150 at second 1, 150..200 at second 2.
+        for id in 0..200 {
+            tracker.push(RecordId(id), at(if id < 150 { 1 } else { 2 }));
+        }
+        assert_eq!((tracker.len(), tracker.put_times.len(), tracker.outstanding.len()), (200, 2, 4));
+        for id in (0..150).rev() {
+            assert_eq!(tracker.oldest(), Some(at(1)));
+            tracker.complete(RecordId(id));
+        }
+        assert_eq!((tracker.len(), tracker.oldest()), (50, Some(at(2))));
+        // The first two words (ids 0..128) are gone, and so is the first put time.
+        assert_eq!((tracker.first, tracker.outstanding.len(), tracker.put_times.len()), (128, 2, 1));
+        // Ids not outstanding, below or above, change nothing.
+        for id in [3, 149, 200, 10_000] {
+            tracker.complete(RecordId(id));
+        }
+        assert_eq!(tracker.len(), 50);
+        // The last word is kept while it has ids still to be put.
+        for id in 150..200 {
+            tracker.complete(RecordId(id));
+        }
+        assert_eq!((tracker.len(), tracker.oldest(), tracker.first), (0, None, 192));
+        tracker.push(RecordId(200), at(3));
+        assert_eq!((tracker.oldest(), tracker.first), (Some(at(3)), 192));
+        // Nothing outstanding and a jump in ids: no run of empty words.
+        tracker.complete(RecordId(200));
+        tracker.push(RecordId(1_000_000), at(4));
+        assert_eq!((tracker.outstanding.len(), tracker.oldest()), (1, Some(at(4))));
     }
 }

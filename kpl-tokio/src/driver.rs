@@ -24,6 +24,9 @@ use crate::shared::{Admitted, Command, Shared};
 
 /// Rounds of work in one poll before the driver yields to other tasks.
 const ROUNDS_PER_POLL: usize = 64;
+/// Commands the handles' queue keeps room for between rounds (about 180 bytes each): a round usually
+/// brings fewer; a burst beyond grows the queue for that round only.
+const SPARE_COMMANDS: usize = 1024;
 
 pub(crate) struct Driver<R: Runtime, B: Backend> {
     core: Producer,
@@ -115,6 +118,9 @@ impl<R: Runtime, B: Backend> Driver<R, B> {
                 for command in commands.drain(..) {
                     self.command(now, command);
                 }
+                // The buffer goes back to the handles at the next swap: after a burst, keep room for a usual
+                // round only, not the burst's high-water mark (in both buffers) for the producer's life.
+                commands.shrink_to(SPARE_COMMANDS);
                 self.commands = commands;
                 worked = true;
             }

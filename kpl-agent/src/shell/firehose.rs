@@ -21,8 +21,11 @@ pub async fn firehose_client(config: &AgentConfig) -> Result<Client, SetupError>
 
 /// Makes the call `batch` to delivery stream `name`; every failure is an outcome (retried by the core).
 pub(crate) async fn put_record_batch(client: Client, name: String, batch: PutBatch) -> BatchOutcome {
-    let records: Result<Vec<Record>, _> =
-        batch.records.into_iter().map(|data| Record::builder().data(Blob::from_maybe_shared(data)).build()).collect();
+    let records: Result<Vec<Record>, _> = batch
+        .records
+        .into_iter()
+        .map(|data| Record::builder().data(Blob::from_maybe_shared(data)).build())
+        .collect();
     let records = match records {
         Ok(records) => records,
         Err(error) => return BatchOutcome::Failed(error.to_string()),
