@@ -246,9 +246,7 @@ mod tests {
             arrival: deadline,
             deadline: Some(deadline),
             expiration: Some(expiration),
-            attempts: Vec::new(),
-            maybe_duplicated: false,
-            isolated: false,
+            retried: None,
         }
     }
 

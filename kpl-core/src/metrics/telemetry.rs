@@ -97,7 +97,7 @@ impl Telemetry {
             user_records += record.users.len();
             let mut buffering = Stat::default();
             for user in &record.users {
-                let since = user.attempts.last().map_or(user.arrival, |attempt| attempt.ended());
+                let since = user.failed_attempts().last().map_or(user.arrival, |attempt| attempt.ended());
                 buffering.observe(millis(now.saturating_duration_since(since)));
             }
             let shard = dims(s, record.slot, None);
@@ -160,7 +160,7 @@ impl Telemetry {
         for user in &record.users {
             batch.user_records_put.observe(1.0);
             batch.user_records_data_put.observe(user.data.len() as f64);
-            batch.retries_per_record.observe(user.attempts.len() as f64);
+            batch.retries_per_record.observe(user.failed_attempts().len() as f64);
         }
         self.stats.user_records_put += record.users.len() as u64;
         batch.merge_into(&mut self.metrics, &shard);
@@ -174,7 +174,7 @@ impl Telemetry {
         self.metrics.observe(
             MetricName::RetriesPerRecord,
             stream,
-            record.attempts.len().saturating_sub(1) as f64,
+            record.failed_attempts().len().saturating_sub(1) as f64,
         );
     }
 

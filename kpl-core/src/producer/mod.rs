@@ -261,9 +261,7 @@ impl Producer {
             arrival: now,
             deadline: earliest(deadline_after(now, self.config.record_max_buffered_time()), expiration),
             expiration,
-            attempts: Vec::new(),
-            maybe_duplicated: false,
-            isolated: false,
+            retried: None,
         };
         self.telemetry.accepted(s);
         self.route(now, s, accepted);

@@ -169,13 +169,12 @@ impl Producer {
                 continue;
             }
             for mut user in record.users {
-                user.push_attempt(started, now, attempt_error.clone());
+                user.push_attempt(started, now, attempt_error.clone()).isolated |= suspect;
                 if has_passed(user.expiration, now) {
                     self.fail_expired(s, user);
                     continue;
                 }
                 self.telemetry.retried();
-                user.isolated |= suspect;
                 user.deadline = earliest(Some(now), user.expiration);
                 self.route(now, s, user);
             }
@@ -257,8 +256,7 @@ impl Producer {
             let delay = *delays.entry(record.slot).or_insert_with(|| self.retries.backoff(s, record.slot));
             let due = deadline_after(now, delay);
             for mut user in record.users {
-                user.push_attempt(started, now, error.clone());
-                user.maybe_duplicated |= ambiguous;
+                user.push_attempt(started, now, error.clone()).maybe_duplicated |= ambiguous;
                 if has_passed(user.expiration, now) {
                     self.fail_expired(s, user);
                     continue;
@@ -295,7 +293,7 @@ impl Producer {
                 shard_id: shard_id.clone(),
                 sequence_number: sequence_number.clone(),
                 attempts,
-                maybe_duplicated: user.maybe_duplicated,
+                maybe_duplicated: user.maybe_duplicated(),
                 put_time: user.arrival,
             };
             self.complete(s, user.id, cost, Ok(receipt));
@@ -319,11 +317,11 @@ impl Producer {
 
     pub(super) fn fail_expired(&mut self, s: StreamIx, record: AcceptedRecord) {
         self.telemetry.expired(s);
-        let attempts = record.attempts.len();
+        let attempts = record.failed_attempts().len();
         self.fail(s, record, RecordError::Expired { attempts });
     }
 
-    fn fail(&mut self, s: StreamIx, record: AcceptedRecord, error: RecordError) {
+    fn fail(&mut self, s: StreamIx, mut record: AcceptedRecord, error: RecordError) {
         self.telemetry.failed(s, &record);
         let cost = record.cost();
         let returned = self.config.return_user_record_on_failure().then(|| {
@@ -336,8 +334,8 @@ impl Producer {
         });
         let failure = RecordFailure {
             error,
-            attempts: record.attempts,
-            maybe_duplicated: record.maybe_duplicated,
+            maybe_duplicated: record.maybe_duplicated(),
+            attempts: record.take_attempts(),
             put_time: record.arrival,
             record: returned,
         };

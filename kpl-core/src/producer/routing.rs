@@ -78,7 +78,7 @@ impl Producer {
     pub(super) fn route(&mut self, now: Instant, s: StreamIx, record: AcceptedRecord) {
         let slot = self.listing.predict(s, record.hash_key);
         let key = match (self.config.aggregation(), slot) {
-            _ if record.isolated => None,
+            _ if record.isolated() => None,
             (AggregationPolicy::PerShard, Some(slot)) => Some(AggKey::Shard(slot)),
             (AggregationPolicy::PerShard, None)
                 if self.listing.awaits_first_map(s) && self.config.shard_map_wait() == ShardMapWait::Hold =>
