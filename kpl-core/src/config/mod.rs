@@ -177,8 +177,9 @@ settings! {
     /// Largest user record, data plus partition key (`MaxUserRecordSize`, 64..=10 MiB, default 1 MiB).
     max_record_size: u64 = MIB, "MaxUserRecordSize", range_u64(64, 10 * MIB, "64..=10485760");
     /// Most records accepted and not yet completed; past it `put_record` returns `Backpressure`
-    /// (default 200,000). Each outstanding record costs about 550 bytes of memory beyond its data and key
-    /// (`cargo bench -p kpl-cli --bench memory`), so the default keeps a producer offered far more than its
+    /// (default 200,000). Each outstanding record costs about 530 bytes of memory beyond its data and key
+    /// through kpl-tokio's `put` (a future each), about 360 in tagged batches (`cargo bench -p kpl-cli
+    /// --bench memory`), so the default keeps a producer offered far more than its
     /// streams take near 200 MiB (`kpl bench --records 1500000`: 1,000,000 records peaked at 664 MiB
     /// resident); it is still about 0.13 s of the fastest producer path (1.5 M records/s), far more than a
     /// stream needs in flight to run at its shards' quota.
