@@ -353,7 +353,7 @@ impl AggregateBuilder {
     /// Finishes the Kinesis record and empties the builder (keeping its allocations for reuse).
     /// Returns `None` if nothing was added.
     pub fn finish(&mut self) -> Option<KinesisRecord> {
-        self.finish_sharing(|_, _| {})
+        self.finish_with(None::<fn(usize, Bytes)>)
     }
 
     /// As [`finish`](Self::finish), and hands each record's data back, as `shared(index, data)` with the
@@ -361,11 +361,17 @@ impl AggregateBuilder {
     /// data): a caller that keeps the user records until they are written can swap its copies for these, so
     /// that each record's data is held once, inside the aggregate, rather than twice. A slice keeps the
     /// whole aggregate (at most `AggregationMaxSize`) alive.
-    pub fn finish_sharing(&mut self, mut shared: impl FnMut(usize, Bytes)) -> Option<KinesisRecord> {
+    pub fn finish_sharing(&mut self, shared: impl FnMut(usize, Bytes)) -> Option<KinesisRecord> {
+        self.finish_with(Some(shared))
+    }
+
+    fn finish_with(&mut self, mut shared: Option<impl FnMut(usize, Bytes)>) -> Option<KinesisRecord> {
         let explicit_hash_key = self.first_hash_key()?;
         let record = if self.entries.len() == 1 {
             let entry = self.entries.swap_remove(0);
-            shared(0, entry.data.clone());
+            if let Some(shared) = shared.as_mut() {
+                shared(0, entry.data.clone());
+            }
             KinesisRecord {
                 partition_key: self.partition_keys.get(entry.partition_key_index as usize).to_owned(),
                 explicit_hash_key,
@@ -373,11 +379,17 @@ impl AggregateBuilder {
                 user_records: 1,
             }
         } else {
-            let mut data_starts = Vec::with_capacity(self.entries.len());
-            let data = Bytes::from(self.encode(|at| data_starts.push(at)));
-            for (index, (entry, start)) in self.entries.iter().zip(data_starts).enumerate() {
-                shared(index, data.slice(start..start + entry.data.len()));
-            }
+            let data = match shared.as_mut() {
+                Some(shared) => {
+                    let mut data_starts = Vec::with_capacity(self.entries.len());
+                    let data = Bytes::from(self.encode(|at| data_starts.push(at)));
+                    for (index, (entry, start)) in self.entries.iter().zip(data_starts).enumerate() {
+                        shared(index, data.slice(start..start + entry.data.len()));
+                    }
+                    data
+                }
+                None => self.to_aggregated_bytes(),
+            };
             KinesisRecord {
                 partition_key: AGGREGATE_PARTITION_KEY.to_owned(),
                 explicit_hash_key,
