@@ -153,4 +153,83 @@ mod tests {
         tracker.push(RecordId(1_000_000), at(4));
         assert_eq!((tracker.outstanding.len(), tracker.oldest()), (1, Some(at(4))));
     }
+
+    /// Review: a model check against a BTreeMap, with out-of-order completions, id jumps (while
+    /// records are outstanding and while none are), repeated and distinct put instants.
+    #[test]
+    fn review_matches_a_model_under_random_operations() {
+        use std::collections::BTreeMap;
+        let t0 = crate::test_epoch();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rand = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for round in 0..200 {
+            let mut tracker = OldestTracker::default();
+            let mut model: BTreeMap<u64, Instant> = BTreeMap::new();
+            let mut next = rand(1000);
+            let mut now = t0;
+            for _ in 0..2000 {
+                match rand(10) {
+                    0..=3 => {
+                        if rand(4) == 0 {
+                            now += Duration::from_millis(rand(3));
+                        }
+                        if rand(50) == 0 {
+                            next += rand(500); // an id jump (not what Completion does, but push allows it)
+                        }
+                        tracker.push(RecordId(next), now);
+                        model.insert(next, now);
+                        next += 1;
+                    }
+                    4..=8 if !model.is_empty() => {
+                        // a random outstanding one, biased both ways
+                        let keys: Vec<u64> = model.keys().copied().collect();
+                        let k = keys[rand(keys.len() as u64) as usize];
+                        tracker.complete(RecordId(k));
+                        model.remove(&k);
+                    }
+                    _ => {
+                        // a spurious completion of an id not outstanding
+                        let k = rand(next + 200);
+                        if !model.contains_key(&k) {
+                            tracker.complete(RecordId(k));
+                        }
+                    }
+                }
+                assert_eq!(tracker.len(), model.len(), "round {round}");
+                assert_eq!(tracker.oldest(), model.values().next().copied(), "round {round}");
+            }
+            // words and put times stay bounded by what is outstanding
+            if let Some(lo) = model.keys().next() {
+                // from the oldest outstanding id's word to the last id put's word
+                assert!(tracker.outstanding.len() as u64 <= (next - 1 - lo) / WORD + 2, "round {round}");
+            }
+        }
+    }
+
+    /// Review: with a distinct put instant per record (the core driven per put with a fresh `now`), and
+    /// the oldest record stuck, `put_times` grows one 24-byte entry per put even after the later records
+    /// complete.
+    #[test]
+    fn review_put_times_grow_per_distinct_instant_behind_a_stuck_record() {
+        let t0 = crate::test_epoch();
+        let mut tracker = OldestTracker::default();
+        tracker.push(RecordId(0), t0);
+        for id in 1..10_001u64 {
+            tracker.push(RecordId(id), t0 + Duration::from_nanos(id));
+            tracker.complete(RecordId(id));
+        }
+        assert_eq!(tracker.len(), 1);
+        eprintln!(
+            "outstanding 1 record: put_times {} entries x {} B, words {}",
+            tracker.put_times.len(),
+            std::mem::size_of::<(u64, Instant)>(),
+            tracker.outstanding.len()
+        );
+        assert_eq!(tracker.put_times.len(), 10_001);
+    }
 }
