@@ -45,7 +45,8 @@ impl UserRecord {
 /// [`Producer::put_prepared`](crate::Producer::put_prepared) takes. Made by
 /// [`ProducerConfig::prepare`](crate::ProducerConfig::prepare), which needs no producer: an adapter whose
 /// producer lives on one task prepares records on its callers' threads, so that the checks and the MD5 of
-/// each partition key run there, in parallel, and the producer only routes.
+/// each partition key run there, in parallel, and the producer only routes. It cannot be changed once
+/// prepared (read it with [`record`](Self::record)), which is why the producer need not check it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedRecord {
     pub(crate) record: UserRecord,
@@ -145,9 +146,10 @@ impl Attempt {
 }
 
 /// Every attempt of a written record, in order, the successful one last: read it as a slice
-/// (`Deref<Target = [Attempt]>`; the KPL's `getAttempts`). A lone attempt is held inline, so that a record
-/// written at its first try, as nearly all are, costs no allocation for its attempts. (A
-/// [`RecordFailure`] keeps a `Vec`: failures are rare, and a small failure keeps every result small.)
+/// (`Deref<Target = [Attempt]>`; the KPL's `getAttempts`), or take it with [`into_vec`](Self::into_vec)
+/// or `into_iter`. A lone attempt is held inline, so that a record written at its first try, as nearly all
+/// are, costs no allocation for its attempts. [`RecordFailure::attempts`] is a plain `Vec`: failures are
+/// rare, and an inline attempt there would make every result, written or not, larger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempts(AttemptList);
 
@@ -166,6 +168,25 @@ impl Attempts {
         let mut all = earlier;
         all.push(last);
         Self(AttemptList::Many(all))
+    }
+}
+
+impl Attempts {
+    /// The attempts as a `Vec` (allocated here for a lone attempt).
+    pub fn into_vec(self) -> Vec<Attempt> {
+        match self.0 {
+            AttemptList::One(only) => vec![only],
+            AttemptList::Many(all) => all,
+        }
+    }
+}
+
+impl IntoIterator for Attempts {
+    type Item = Attempt;
+    type IntoIter = std::vec::IntoIter<Attempt>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
     }
 }
 
@@ -315,7 +336,10 @@ pub struct RecordFailure {
     /// When `put_record` accepted it.
     pub put_time: Instant,
     /// The record itself, with `return_user_record_on_failure` set (the KPL's `ReturnUserRecordOnFailure`),
-    /// to send it elsewhere or again; `None` otherwise. Boxed to keep failures small.
+    /// to send it elsewhere or again; `None` otherwise. Boxed to keep failures small. Its data may be a slice
+    /// of the aggregate it was last sent in (the producer holds each record's data once), which stays in
+    /// memory, up to `aggregation_max_size`, while the slice does: copy the data out
+    /// (`Bytes::copy_from_slice`) to keep many failed records for long.
     pub record: Option<Box<UserRecord>>,
 }
 
@@ -451,5 +475,20 @@ mod tests {
             (denied.kind, denied.code(), denied.message()),
             (AttemptErrorKind::Service, "AccessDeniedException", "no")
         );
+    }
+
+    #[test]
+    fn attempts_read_as_a_slice_and_come_out_in_order() {
+        let t0 = crate::test_epoch();
+        let ms = std::time::Duration::from_millis;
+        let failed =
+            Attempt::new(t0, t0 + ms(1), t0 + ms(2), Some(AttemptError::service("X".into(), "x".into())));
+        let success = Attempt::new(t0 + ms(2), t0 + ms(5), t0 + ms(6), None);
+        let lone = Attempts::with_last(Vec::new(), success.clone());
+        assert_eq!((lone.len(), lone[0].delay(), lone[0].is_successful()), (1, ms(3), true));
+        assert_eq!(lone.into_vec(), vec![success.clone()]);
+        let retried = Attempts::with_last(vec![failed.clone()], success.clone());
+        assert_eq!(retried.iter().map(Attempt::is_successful).collect::<Vec<_>>(), vec![false, true]);
+        assert_eq!(retried.into_iter().collect::<Vec<_>>(), vec![failed, success]);
     }
 }

@@ -222,7 +222,8 @@ impl Producer {
     /// [`put_record`](Self::put_record) of a record checked and hashed beforehand by
     /// [`ProducerConfig::prepare`] (on another thread, say). Its size is checked again against this
     /// producer's `max_record_size`, in case it was prepared under another configuration; the other rules
-    /// do not depend on the configuration.
+    /// do not depend on the configuration. As with `put_record`, a refused record is dropped: clone it first
+    /// to put it again after `Backpressure`.
     pub fn put_prepared(&mut self, now: Instant, prepared: PreparedRecord) -> Result<RecordId, PutError> {
         let now = self.enter(now);
         if self.completion.is_closed() {

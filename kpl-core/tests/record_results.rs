@@ -1,4 +1,5 @@
-//! Review tests for put_prepared, boxed retry state, shared aggregate data.
+//! What a record's result reports after prepared puts, retries, isolation and failures: attempts, the
+//! maybe-duplicated flag, and the record handed back (whose data may be a slice of its aggregate).
 #![allow(clippy::disallowed_methods)]
 
 mod common;
@@ -40,7 +41,8 @@ fn put_prepared_to_a_never_seen_stream_with_explicit_hash_key() {
 #[test]
 fn records_handed_back_from_an_aggregate_hold_their_own_data() {
     let denied = RequestError::new(RequestErrorKind::Fatal, Some("AccessDeniedException"), "no");
-    let mut h = Harness::new(ProducerConfig::builder().return_user_record_on_failure(true).build().unwrap(), 1);
+    let mut h =
+        Harness::new(ProducerConfig::builder().return_user_record_on_failure(true).build().unwrap(), 1);
     h.start();
     let mut ids = Vec::new();
     for i in 0..50 {
@@ -54,11 +56,8 @@ fn records_handed_back_from_an_aggregate_hold_their_own_data() {
     }
     h.producer.flush(h.now, None);
     h.run(Duration::ZERO, |_| Reply::Error(denied.clone()));
-    let entries: usize = h
-        .requests
-        .iter()
-        .map(|r| if let Request::PutRecords(p) = r { p.entries.len() } else { 0 })
-        .sum();
+    let entries: usize =
+        h.requests.iter().map(|r| if let Request::PutRecords(p) = r { p.entries.len() } else { 0 }).sum();
     assert!(entries < 50, "aggregated: {entries}");
     for id in ids {
         let failure = h.outcomes[&id].result.clone().unwrap_err();
@@ -74,7 +73,8 @@ fn records_handed_back_from_an_aggregate_hold_their_own_data() {
 fn maybe_duplicated_survives_later_retries_and_failure() {
     let denied = RequestError::new(RequestErrorKind::Fatal, Some("AccessDeniedException"), "no");
     let timeout = RequestError::new(RequestErrorKind::Timeout, None, "no response");
-    let mut h = Harness::new(ProducerConfig::builder().return_user_record_on_failure(true).build().unwrap(), 1);
+    let mut h =
+        Harness::new(ProducerConfig::builder().return_user_record_on_failure(true).build().unwrap(), 1);
     h.start();
     let ids: Vec<_> = (0..20).map(|i| h.put(&key(i), format!("payload-{i}").as_bytes())).collect();
     h.producer.flush(h.now, None);
@@ -124,7 +124,12 @@ fn receipts_after_retries_report_every_attempt_and_the_written_data_is_intact() 
         assert!(receipt.attempts[..receipt.attempts.len() - 1].iter().all(|a| !a.is_successful()));
         if receipt.maybe_duplicated {
             flagged += 1;
-            assert!(receipt.attempts.iter().any(|a| a.error().is_some_and(|e| e.code() != "ProvisionedThroughputExceededException")));
+            assert!(
+                receipt
+                    .attempts
+                    .iter()
+                    .any(|a| a.error().is_some_and(|e| e.code() != "ProvisionedThroughputExceededException"))
+            );
         }
         assert_eq!(receipt.attempts.iter().count(), receipt.attempts.len());
     }
@@ -144,7 +149,11 @@ fn receipts_after_retries_report_every_attempt_and_the_written_data_is_intact() 
 fn expired_counts_failed_attempts() {
     let down = RequestError::new(RequestErrorKind::Transient, None, "down");
     let mut h = Harness::new(
-        ProducerConfig::builder().record_ttl(Duration::from_secs(3)).return_user_record_on_failure(true).build().unwrap(),
+        ProducerConfig::builder()
+            .record_ttl(Duration::from_secs(3))
+            .return_user_record_on_failure(true)
+            .build()
+            .unwrap(),
         1,
     );
     h.start();
@@ -171,13 +180,17 @@ fn expired_counts_failed_attempts() {
 /// 2 attempts; culprit fails with 2 attempts and its data handed back intact.
 #[test]
 fn isolated_records_report_attempts_and_flags() {
-    let anonymous = RequestError::new(RequestErrorKind::InvalidRequest, Some("ValidationException"), "too big");
-    let mut h = Harness::new(ProducerConfig::builder().return_user_record_on_failure(true).build().unwrap(), 1);
+    let anonymous =
+        RequestError::new(RequestErrorKind::InvalidRequest, Some("ValidationException"), "too big");
+    let mut h =
+        Harness::new(ProducerConfig::builder().return_user_record_on_failure(true).build().unwrap(), 1);
     h.start();
     let ids: Vec<_> = (0..5).map(|i| h.put(&format!("k{i}"), format!("ok-{i}").as_bytes())).collect();
     let culprit = h.put("bad", b"too big for this stream");
     h.producer.flush(h.now, None);
-    let holds = |p: &kpl_core::PutRecordsRequest| p.entries.iter().any(|e| e.data.windows(7).any(|w| w == b"too big"));
+    let holds = |p: &kpl_core::PutRecordsRequest| {
+        p.entries.iter().any(|e| e.data.windows(7).any(|w| w == b"too big"))
+    };
     h.run(Duration::from_secs(2), |r| match r {
         Request::PutRecords(p) if holds(p) => Reply::Error(anonymous.clone()),
         _ => Reply::Success,
@@ -212,7 +225,10 @@ fn unaggregated_prepared_records_with_explicit_keys_after_throttle() {
     let prepared: Vec<_> = (0..4u128)
         .map(|i| {
             config
-                .prepare(UserRecord::new(stream(), "same", format!("d{i}")).with_explicit_hash_key((i << 126).to_string()))
+                .prepare(
+                    UserRecord::new(stream(), "same", format!("d{i}"))
+                        .with_explicit_hash_key((i << 126).to_string()),
+                )
                 .unwrap()
         })
         .collect();
@@ -226,8 +242,12 @@ fn unaggregated_prepared_records_with_explicit_keys_after_throttle() {
         ids.push(id);
     }
     h.producer.flush(h.now, None);
-    h.run(Duration::from_secs(10), first_put_then_success(Reply::Entries(vec![Some("ProvisionedThroughputExceededException"); 4])));
-    let shards: Vec<String> = ids.iter().map(|id| h.outcomes[id].result.as_ref().unwrap().shard_id.to_string()).collect();
+    h.run(
+        Duration::from_secs(10),
+        first_put_then_success(Reply::Entries(vec![Some("ProvisionedThroughputExceededException"); 4])),
+    );
+    let shards: Vec<String> =
+        ids.iter().map(|id| h.outcomes[id].result.as_ref().unwrap().shard_id.to_string()).collect();
     let expected: Vec<String> = h.shards.iter().map(|s| s.shard_id.to_string()).collect();
     assert_eq!(shards, expected);
 }
@@ -236,14 +256,16 @@ fn unaggregated_prepared_records_with_explicit_keys_after_throttle() {
 /// slices of the first aggregate) are written intact, and flagged.
 #[test]
 fn wrong_shard_retries_write_each_records_own_data() {
-    let mut h = Harness::new(ProducerConfig::builder().return_user_record_on_failure(true).build().unwrap(), 1);
+    let mut h =
+        Harness::new(ProducerConfig::builder().return_user_record_on_failure(true).build().unwrap(), 1);
     h.start();
     let mut split = common::even_shards(2);
     for shard in &mut split {
         shard.shard_id = format!("{}-child", shard.shard_id).as_str().into();
     }
     h.shards = split;
-    let ids: Vec<_> = (0..200).map(|i| h.put(&key(i), format!("payload-{i}-").repeat(i % 7 + 1).as_bytes())).collect();
+    let ids: Vec<_> =
+        (0..200).map(|i| h.put(&key(i), format!("payload-{i}-").repeat(i % 7 + 1).as_bytes())).collect();
     h.producer.flush(h.now, None);
     h.run(Duration::from_secs(10), |_| Reply::Success);
     assert_eq!(h.succeeded(), 200);
