@@ -241,7 +241,7 @@ mod tests {
             id: RecordId(id),
             partition_key: format!("key-{id}"),
             hash_key: 0,
-            explicit_hash_key: false,
+            has_explicit_hash_key: false,
             data: Bytes::from_static(b"data"),
             arrival: deadline,
             deadline: Some(deadline),

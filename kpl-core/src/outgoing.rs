@@ -15,7 +15,7 @@ pub(crate) struct AcceptedRecord {
     /// The explicit hash key, else the MD5 of the partition key.
     pub(crate) hash_key: u128,
     /// Whether `hash_key` is an explicit hash key the user gave (which an aggregate then carries).
-    pub(crate) explicit_hash_key: bool,
+    pub(crate) has_explicit_hash_key: bool,
     pub(crate) data: Bytes,
     /// When `put_record` took it.
     pub(crate) arrival: Instant,
@@ -47,7 +47,7 @@ impl AcceptedRecord {
 
     /// The explicit hash key the user gave, if any.
     pub(crate) fn explicit_hash_key(&self) -> Option<u128> {
-        self.explicit_hash_key.then_some(self.hash_key)
+        self.has_explicit_hash_key.then_some(self.hash_key)
     }
 
     /// Its failed attempts so far.

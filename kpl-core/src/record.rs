@@ -53,7 +53,7 @@ pub struct PreparedRecord {
     /// The explicit hash key, else the MD5 of the partition key (big-endian, as Kinesis reads it).
     pub(crate) hash_key: u128,
     /// Whether `hash_key` is the record's explicit hash key.
-    pub(crate) explicit_hash_key: bool,
+    pub(crate) has_explicit_hash_key: bool,
 }
 
 impl PreparedRecord {
@@ -61,7 +61,7 @@ impl PreparedRecord {
     pub(crate) fn hashed(record: UserRecord, explicit_hash_key: Option<u128>) -> Self {
         let hash_key =
             explicit_hash_key.unwrap_or_else(|| kpl_deagg::partition_key_hash(&record.partition_key));
-        Self { record, hash_key, explicit_hash_key: explicit_hash_key.is_some() }
+        Self { record, hash_key, has_explicit_hash_key: explicit_hash_key.is_some() }
     }
 
     /// The record.

@@ -229,7 +229,7 @@ impl Producer {
         if self.completion.is_closed() {
             return Err(PutError::Closed);
         }
-        let PreparedRecord { record, hash_key, explicit_hash_key } = prepared;
+        let PreparedRecord { record, hash_key, has_explicit_hash_key } = prepared;
         let known = self.known_stream(&record.stream);
         if known.is_none() {
             validate_stream(&record.stream)?;
@@ -257,7 +257,7 @@ impl Producer {
             id,
             partition_key: record.partition_key,
             hash_key,
-            explicit_hash_key,
+            has_explicit_hash_key,
             data: record.data,
             arrival: now,
             deadline: earliest(deadline_after(now, self.config.record_max_buffered_time()), expiration),
