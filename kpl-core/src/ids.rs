@@ -27,6 +27,49 @@ pub enum StreamTarget {
     Arn(Arc<str>),
 }
 
+/// Streams and a small value for each (an index, a slot), with the stream looked up last remembered: a run
+/// of puts to one stream, with clones of one `StreamTarget`, costs a pointer comparison per lookup, not a
+/// hash of the stream's name. The producer keeps its streams' indexes in one; an adapter can keep its own
+/// per-stream state the same way.
+#[derive(Debug, Clone)]
+pub struct StreamIndex<V: Copy> {
+    values: crate::map::DetMap<StreamTarget, V>,
+    last: Option<(StreamTarget, V)>,
+}
+
+impl<V: Copy> Default for StreamIndex<V> {
+    fn default() -> Self {
+        Self { values: crate::map::DetMap::default(), last: None }
+    }
+}
+
+impl<V: Copy> StreamIndex<V> {
+    /// The value of `stream`, remembering it for the next lookup.
+    pub fn get(&mut self, stream: &StreamTarget) -> Option<V> {
+        if let Some((last, value)) = &self.last
+            && last.same_allocation(stream)
+        {
+            return Some(*value);
+        }
+        let value = *self.values.get(stream)?;
+        self.last = Some((stream.clone(), value));
+        Some(value)
+    }
+
+    /// The value of `stream`, without remembering it (for a caller that cannot borrow mutably).
+    pub fn peek(&self, stream: &StreamTarget) -> Option<V> {
+        self.values.get(stream).copied()
+    }
+
+    /// Sets the value of `stream`.
+    pub fn insert(&mut self, stream: StreamTarget, value: V) {
+        if self.last.as_ref().is_some_and(|(last, _)| *last == stream) {
+            self.last = None;
+        }
+        self.values.insert(stream, value);
+    }
+}
+
 impl StreamTarget {
     /// A target by stream name.
     pub fn name(name: &str) -> Self {
@@ -112,5 +155,25 @@ pub(crate) struct ShardSlot(pub(crate) u32);
 impl ShardSlot {
     pub(crate) fn index(self) -> usize {
         self.0 as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_index_finds_streams_by_name_and_a_new_value_replaces_the_remembered_one() {
+        let mut index = StreamIndex::default();
+        let orders = StreamTarget::name("orders");
+        index.insert(orders.clone(), 1);
+        index.insert(StreamTarget::arn("arn:aws:kinesis:us-east-1:123456789012:stream/orders"), 2);
+        // Another allocation of the same name is found by its text; the clone then by its pointer.
+        assert_eq!(index.get(&StreamTarget::name("orders")), Some(1));
+        assert_eq!(index.get(&orders), Some(1));
+        assert_eq!(index.get(&StreamTarget::name("other")), None);
+        // The remembered stream's value changes: the next lookup sees the new one.
+        index.insert(StreamTarget::name("orders"), 3);
+        assert_eq!((index.get(&orders), index.peek(&orders)), (Some(3), Some(3)));
     }
 }

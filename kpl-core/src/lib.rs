@@ -128,7 +128,7 @@ pub use config::{
 };
 pub use event::Event;
 pub use id_queue::IdQueue;
-pub use ids::{FlushId, RecordId, RequestId, ShardId, StreamTarget};
+pub use ids::{FlushId, RecordId, RequestId, ShardId, StreamIndex, StreamTarget};
 pub use metrics::{
     MAX_WINDOW_SECONDS, Metric, MetricName, MetricSample, MetricUnit, MetricsGranularity, MetricsLevel,
     MetricsQuery, MetricsQueryError, MetricsRollup, MetricsWindow, PENDING_SAMPLE_PERIOD, RETENTION_SECONDS,

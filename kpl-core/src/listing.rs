@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::ids::{ShardId, ShardSlot, StreamIx, StreamTarget};
+use crate::ids::{ShardId, ShardSlot, StreamIndex, StreamIx, StreamTarget};
 use crate::map::DetMap;
 use crate::metrics::Names;
 use crate::outgoing::AcceptedRecord;
@@ -102,7 +102,7 @@ pub(crate) enum Listed {
 #[derive(Debug, Default)]
 pub(crate) struct Listing {
     streams: Vec<StreamListing>,
-    index: DetMap<StreamTarget, StreamIx>,
+    index: StreamIndex<StreamIx>,
     /// Never cancelled: a timer that no longer matches its stream's state does nothing.
     timers: BTreeSet<(Instant, ListingTimer)>,
 }
@@ -110,7 +110,12 @@ pub(crate) struct Listing {
 impl Listing {
     /// The index of a stream seen before.
     pub(crate) fn find(&self, target: &StreamTarget) -> Option<StreamIx> {
-        self.index.get(target).copied()
+        self.index.peek(target)
+    }
+
+    /// [`find`](Self::find) for a put: the stream of the last put is remembered (see [`StreamIndex`]).
+    pub(crate) fn find_for_put(&mut self, target: &StreamTarget) -> Option<StreamIx> {
+        self.index.get(target)
     }
 
     /// Adds a stream (listed at once); records are held for its first map until `hold_until`, if given.

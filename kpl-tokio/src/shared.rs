@@ -4,12 +4,13 @@
 //! the driver swaps the whole `Vec` out, so a burst of puts costs it one lock and one wake-up, not one
 //! channel message per record.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::task::AtomicWaker;
-use kpl_core::{PreparedRecord, Producer, ProducerConfig, PutError, RecordReceipt, StreamTarget};
+use kpl_core::{
+    PreparedRecord, Producer, ProducerConfig, PutError, RecordReceipt, StreamIndex, StreamTarget,
+};
 use tokio::sync::{Notify, oneshot};
 
 use crate::error::{DeliveryError, ShutdownError};
@@ -98,10 +99,7 @@ struct Admission {
     bytes: usize,
     /// Per stream, by gauge slot.
     streams: Vec<StreamGauge>,
-    slots: HashMap<StreamTarget, GaugeSlot>,
-    /// The stream of the last put and its slot: a batch to one stream (clones of one `StreamTarget`) costs a
-    /// pointer comparison, not a hash of its name.
-    last: Option<(StreamTarget, GaugeSlot)>,
+    slots: StreamIndex<GaugeSlot>,
 }
 
 /// One stream's share of the gauge.
@@ -115,17 +113,10 @@ struct StreamGauge {
 impl Admission {
     /// The gauge slot of `stream`, added with the initial limit if it is new.
     fn slot(&mut self, config: &ProducerConfig, stream: &StreamTarget) -> GaugeSlot {
-        if let Some((last, slot)) = &self.last
-            && last.same_allocation(stream)
-        {
-            return *slot;
-        }
-        let slot = match self.slots.get(stream) {
-            Some(slot) => *slot,
+        match self.slots.get(stream) {
+            Some(slot) => slot,
             None => self.add(stream, config.initial_stream_admission_limit()),
-        };
-        self.last = Some((stream.clone(), slot));
-        slot
+        }
     }
 
     fn add(&mut self, stream: &StreamTarget, limit: Option<u64>) -> GaugeSlot {
@@ -176,7 +167,7 @@ impl Admission {
         bytes_per_second: u64,
     ) -> bool {
         let limit = config.stream_admission_limit(bytes_per_second);
-        match self.slots.get(stream) {
+        match self.slots.peek(stream) {
             Some(slot) => {
                 let gauge = &mut self.streams[slot.0 as usize];
                 let rose = limit.is_none_or(|new| gauge.limit.is_some_and(|old| new > old));

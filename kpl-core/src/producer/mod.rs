@@ -87,8 +87,6 @@ pub struct Producer {
     events: VecDeque<Event>,
     next_request_id: u64,
     last_now: Option<Instant>,
-    /// The stream of the last put and its index (see `known_stream`).
-    last_stream: Option<(StreamTarget, StreamIx)>,
 }
 
 impl Producer {
@@ -123,7 +121,6 @@ impl Producer {
             events: VecDeque::new(),
             next_request_id: 0,
             last_now: None,
-            last_stream: None,
             config,
         }
     }
@@ -212,11 +209,12 @@ impl Producer {
             return Err(PutError::Closed);
         }
         // A stream seen before was checked then: only the record's content is.
-        let explicit_hash_key = match self.known_stream(&record.stream) {
+        let known = self.listing.find_for_put(&record.stream);
+        let explicit_hash_key = match known {
             Some(_) => validate_content(&self.config, &record)?,
             None => validate_record(&self.config, &record)?,
         };
-        self.put_prepared(now, PreparedRecord::hashed(record, explicit_hash_key))
+        self.accept(now, known, PreparedRecord::hashed(record, explicit_hash_key))
     }
 
     /// [`put_record`](Self::put_record) of a record checked and hashed beforehand by
@@ -229,12 +227,19 @@ impl Producer {
         if self.completion.is_closed() {
             return Err(PutError::Closed);
         }
+        validate_size(&self.config, &prepared.record)?;
+        let known = self.listing.find_for_put(&prepared.record.stream);
+        self.accept(now, known, prepared)
+    }
+
+    /// Takes a checked record of stream `known` (`None`: a stream not seen before) under the limits.
+    fn accept(
+        &mut self,
+        now: Instant,
+        known: Option<StreamIx>,
+        prepared: PreparedRecord,
+    ) -> Result<RecordId, PutError> {
         let PreparedRecord { record, hash_key, has_explicit_hash_key } = prepared;
-        let known = self.known_stream(&record.stream);
-        if known.is_none() {
-            validate_stream(&record.stream)?;
-        }
-        validate_size(&self.config, &record)?;
         let cost = record.size();
         if let Err(refused) = self.completion.admit(&self.config, cost) {
             self.telemetry.refused_for_backpressure();
@@ -445,19 +450,6 @@ impl Producer {
         let now = last.map_or(now, |last| last.max(now));
         self.last_now = Some(now);
         (now, last != Some(now))
-    }
-
-    /// The index of a stream seen before. The last one found is remembered: a batch of puts to one stream
-    /// (with clones of one `StreamTarget`) then costs a pointer comparison, not a hash of its name.
-    fn known_stream(&mut self, target: &StreamTarget) -> Option<StreamIx> {
-        if let Some((last, s)) = &self.last_stream
-            && last.same_allocation(target)
-        {
-            return Some(*s);
-        }
-        let s = self.listing.find(target)?;
-        self.last_stream = Some((target.clone(), s));
-        Some(s)
     }
 
     fn stream_for(&mut self, now: Instant, target: StreamTarget) -> StreamIx {
