@@ -96,13 +96,12 @@ impl StreamDrain {
     /// records were written; aggregated, only the byte quota counts until then. Also returns until when the
     /// measurement it used stands (`None`: it used none).
     fn rate(&self, config: &ProducerConfig, now: Instant) -> (u64, Option<Instant>) {
-        let stream = self;
-        let mean_put = (stream.put_records > 0).then(|| stream.put_bytes / stream.put_records);
-        let per_kinesis_record = stream
+        let mean_put = (self.put_records > 0).then(|| self.put_bytes / self.put_records);
+        let per_kinesis_record = self
             .bytes_per_kinesis_record
             .or(mean_put.filter(|_| config.aggregation() == AggregationPolicy::Off));
-        let quota = config.quota_drain_rate(stream.open_shards, per_kinesis_record);
-        match (stream.saturated_bytes_per_second, stream.last_throttled) {
+        let quota = config.quota_drain_rate(self.open_shards, per_kinesis_record);
+        match (self.saturated_bytes_per_second, self.last_throttled) {
             (Some(measured), Some(at)) if now.saturating_duration_since(at) < SATURATION_MEMORY => {
                 (measured.min(quota).max(quota / 4), at.checked_add(SATURATION_MEMORY))
             }
