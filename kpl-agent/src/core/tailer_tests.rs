@@ -302,6 +302,24 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Whether a copytruncate's original was rotated away (renamed or deleted) before a scan saw the truncation.
+/// The tailer is then left a new file with the head of one it was reading and nothing else to tie the two:
+/// with a short head (not a full fingerprint) it cannot tell the copy from a new file that starts alike, and
+/// reads it from 0, sending the lines read before the copy twice rather than risk skipping a new file's
+/// lines (the module documentation's rule: sent twice rather than never).
+fn copy_outlived_its_original(ops: &[Op]) -> bool {
+    let mut unseen_copy = false;
+    for op in ops {
+        match op {
+            Op::CopyTruncate => unseen_copy = true,
+            Op::Scan | Op::Crash => unseen_copy = false,
+            Op::Rename | Op::CompressDelete if unseen_copy => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Runs `ops`; checks after every step that no byte below a saved checkpoint is unsent, and at the end
 /// that every line was delivered (except lines destroyed while nothing held them: created and deleted
 /// between two scans, or deleted after a crash).
@@ -356,7 +374,8 @@ fn run(ops: &[Op], exact: bool, max_open_files: usize) -> Result<(), TestCaseErr
     prop_assert!(missing.is_empty(), "lines never delivered: {:?}", missing);
     let crashed = ops.iter().any(|op| matches!(op, Op::Crash));
     let copied = !exact && ops.iter().any(|op| matches!(op, Op::Copy));
-    if !crashed && !copied {
+    let copy_unseen = !exact && copy_outlived_its_original(ops);
+    if !crashed && !copied && !copy_unseen {
         prop_assert_eq!(
             harness.deliveries,
             harness.delivered.len() as u64,
